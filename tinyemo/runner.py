@@ -1,0 +1,128 @@
+"""Run one pipeline stage: execute its notebook with papermill and record provenance.
+
+The runner passes the stage's parameter section (and the `base` keys the notebook declares)
+as Python values, refuses parameters the notebook does not declare, executes with
+`kernel_name="python3"` from the repository root, and writes the executed notebook, an HTML
+copy and `provenance.json` into `results/<stage>/`. If the notebook fails, the stage's
+declared outputs are removed, so nothing half-written looks complete; the failed notebook is
+kept as `results/<stage>.failed.ipynb` for debugging.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from tinyemo import config, provenance
+from tinyemo.stages import Stage, stage as get_stage
+
+OFFLINE_PROFILES = ("default", "smoke")
+
+
+class StageError(RuntimeError):
+    pass
+
+
+def notebook_parameters(source: Path) -> dict:
+    """The parameters a notebook declares in its `parameters` cell, by name."""
+    import jupytext
+    import papermill
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ipynb = Path(tmp) / (source.stem + ".ipynb")
+        jupytext.write(jupytext.read(source), ipynb)
+        return papermill.inspect_notebook(str(ipynb))
+
+
+def stage_parameters(stage: Stage, sections: dict[str, config.Section], declared: dict) -> dict:
+    own = sections[stage.section].model_dump() if stage.section else {}
+    undeclared = sorted(set(own) - set(declared))
+    if undeclared:
+        raise config.ConfigError(
+            f"the notebook {stage.source} does not declare the parameter(s) {undeclared} of "
+            f"section {stage.section!r}; declare them in its `parameters` cell or remove them "
+            "from profiles/"
+        )
+    base = sections["base"].model_dump()
+    shared = {key: value for key, value in base.items() if key in declared}
+    return {**shared, **own}
+
+
+def declared_outputs(stage_name: str, dvc_file: Path = Path("dvc.yaml")) -> list[Path]:
+    if not dvc_file.exists():
+        return []
+    spec = yaml.safe_load(dvc_file.read_text()).get("stages", {}).get(stage_name, {})
+    outs = []
+    for kind in ("outs", "metrics", "plots"):
+        for item in spec.get(kind, []) or []:
+            outs.append(Path(next(iter(item)) if isinstance(item, dict) else item))
+    return outs
+
+
+def _remove(paths_: list[Path]) -> None:
+    for path in paths_:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _environment(profile: str, threads: int) -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    if profile in OFFLINE_PROFILES:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _write_html(executed: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    executed.with_suffix(".html").write_text(body)
+
+
+def run(stage_name: str, params_file: Path = config.PARAMS_FILE) -> dict:
+    """Execute one stage; return its provenance record."""
+    import jupytext
+    import papermill
+
+    stage = get_stage(stage_name)
+    sections = config.load_params(params_file)
+    if not stage.source.exists():
+        raise StageError(f"the notebook {stage.source} of stage {stage.name!r} is missing")
+    declared = notebook_parameters(stage.source)
+    parameters = stage_parameters(stage, sections, declared)
+    base = sections["base"]
+    _environment(base.profile, base.threads)
+
+    stage.results.mkdir(parents=True, exist_ok=True)
+    executed = stage.results / "notebook.ipynb"
+    failed = stage.results.parent / f"{stage.name}.failed.ipynb"
+    failed.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        source_ipynb = Path(tmp) / f"{stage.name}.ipynb"
+        jupytext.write(jupytext.read(stage.source), source_ipynb)
+        try:
+            papermill.execute_notebook(
+                str(source_ipynb), str(executed), parameters=parameters,
+                kernel_name="python3", cwd=str(Path.cwd()), progress_bar=False,
+            )
+        except Exception as err:
+            if executed.exists():
+                shutil.move(executed, failed)
+            _remove(declared_outputs(stage.name))
+            hint = f"; the executed notebook is kept at {failed}" if failed.exists() else ""
+            raise StageError(f"stage {stage.name!r} failed: {err}{hint}") from None
+    wall = time.perf_counter() - started
+    _write_html(executed)
+    record = provenance.record(stage.name, parameters, wall)
+    provenance.write(stage.results / "provenance.json", record)
+    return record

@@ -1,0 +1,45 @@
+"""The pipeline's stages: which notebook runs each and which parameter sections it reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyemo import paths
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    notebook: str  # jupytext percent-format source under notebooks/
+    section: str | None  # its own params.yaml section; every key must be a notebook parameter
+
+    @property
+    def source(self) -> Path:
+        return paths.NOTEBOOKS / self.notebook
+
+    @property
+    def results(self) -> Path:
+        return paths.stage_results(self.name)
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("assets", "00_assets.py", "assets"),
+        Stage("synthesize", "01_synthesize.py", "synthesize"),
+        Stage("features", "01b_features.py", "features"),
+        Stage("pretrain", "02_pretrain.py", "pretrain"),
+        Stage("finetune", "03_finetune.py", "finetune"),
+        Stage("projector", "04_projector.py", "projector"),
+        Stage("ablate", "04b_ablate.py", "ablate"),
+        Stage("bias", "05_bias.py", "bias"),
+        Stage("report", "06_report.py", None),
+    )
+}
+
+
+def stage(name: str) -> Stage:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}") from None
