@@ -22,16 +22,17 @@ class Stage:
         return paths.stage_results(self.name)
 
 
+# In an order that respects dvc.yaml's dependencies (the smoke tests run them in this order).
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
         Stage("assets", "00_assets.py", "assets"),
         Stage("synthesize", "01_synthesize.py", "synthesize"),
         Stage("features", "01b_features.py", "features"),
-        Stage("pretrain", "02_pretrain.py", "pretrain"),
-        Stage("finetune", "03_finetune.py", "finetune"),
         Stage("projector", "04_projector.py", "projector"),
         Stage("ablate", "04b_ablate.py", "ablate"),
+        Stage("pretrain", "02_pretrain.py", "pretrain"),
+        Stage("finetune", "03_finetune.py", "finetune"),
         Stage("bias", "05_bias.py", "bias"),
         Stage("report", "06_report.py", None),
     )
