@@ -1,0 +1,66 @@
+"""Emotion taxonomies used by the datasets of the paper, and the Mikels-8 -> Ekman-6 mapping.
+
+- Mikels-8 (EmoSet, FI, ArtPhoto, Abstract, and our synthetic EmoScenes).
+- Ekman-6 (Emotion6, EmotionROI).
+- UnbiasedEmo-6.
+
+Label order inside each tuple is alphabetical and fixed: label ids everywhere in the project
+are positions in these tuples, so loaders never disagree on what id 3 means.
+"""
+from __future__ import annotations
+
+MIKELS8: tuple[str, ...] = (
+    "amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness",
+)
+EKMAN6: tuple[str, ...] = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
+UNBIASED6: tuple[str, ...] = ("anger", "fear", "joy", "love", "sadness", "surprise")
+
+# Mikels-8 -> Ekman-6. The four negative Mikels emotions exist in Ekman's set under the same
+# name. The three positive, low-surprise emotions (amusement, contentment, excitement) are all
+# forms of enjoyment and map to joy. Awe is the response to something vast that the viewer
+# must accommodate; its defining component is the sudden widening of attention, which is
+# closest to surprise (Keltner & Haidt 2003 place awe near surprise, not near joy). The
+# mapping is many-to-one: Ekman `joy` gathers three Mikels classes, and no Mikels class maps
+# to nothing.
+MIKELS_TO_EKMAN: dict[str, str] = {
+    "amusement": "joy",
+    "anger": "anger",
+    "awe": "surprise",
+    "contentment": "joy",
+    "disgust": "disgust",
+    "excitement": "joy",
+    "fear": "fear",
+    "sadness": "sadness",
+}
+
+TAXONOMIES: dict[str, tuple[str, ...]] = {
+    "mikels8": MIKELS8,
+    "ekman6": EKMAN6,
+    "unbiased6": UNBIASED6,
+}
+
+
+class UnknownTaxonomyError(ValueError):
+    """Raised for a taxonomy or label name that does not exist; the message lists valid ones."""
+
+
+def taxonomy(name: str) -> tuple[str, ...]:
+    """The label names of a taxonomy, looked up by exact name (`mikels8`, `ekman6`, `unbiased6`)."""
+    try:
+        return TAXONOMIES[name]
+    except KeyError:
+        raise UnknownTaxonomyError(
+            f"unknown taxonomy {name!r}; valid taxonomies: {', '.join(TAXONOMIES)}"
+        ) from None
+
+
+def check_label(label: str, labels: tuple[str, ...] = MIKELS8, what: str = "emotion") -> str:
+    """Return `label` if it is one of `labels`, else raise naming the valid labels."""
+    if label not in labels:
+        raise UnknownTaxonomyError(f"unknown {what} {label!r}; valid: {', '.join(labels)}")
+    return label
+
+
+def to_ekman(mikels_label: str) -> str:
+    """Map one Mikels-8 label to Ekman-6 (see MIKELS_TO_EKMAN for the reasoning)."""
+    return MIKELS_TO_EKMAN[check_label(mikels_label)]
