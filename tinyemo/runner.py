@@ -27,14 +27,25 @@ class StageError(RuntimeError):
     pass
 
 
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def to_ipynb(source: Path, target: Path) -> Path:
+    """Convert a jupytext source into an output-free .ipynb that runs on the python3 kernel."""
+    import jupytext
+
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = KERNELSPEC
+    jupytext.write(notebook, target)
+    return target
+
+
 def notebook_parameters(source: Path) -> dict:
     """The parameters a notebook declares in its `parameters` cell, by name."""
-    import jupytext
     import papermill
 
     with tempfile.TemporaryDirectory() as tmp:
-        ipynb = Path(tmp) / (source.stem + ".ipynb")
-        jupytext.write(jupytext.read(source), ipynb)
+        ipynb = to_ipynb(source, Path(tmp) / (source.stem + ".ipynb"))
         return papermill.inspect_notebook(str(ipynb))
 
 
@@ -90,7 +101,6 @@ def _write_html(executed: Path) -> None:
 
 def run(stage_name: str, params_file: Path = config.PARAMS_FILE) -> dict:
     """Execute one stage; return its provenance record."""
-    import jupytext
     import papermill
 
     stage = get_stage(stage_name)
@@ -108,8 +118,7 @@ def run(stage_name: str, params_file: Path = config.PARAMS_FILE) -> dict:
     failed.unlink(missing_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        source_ipynb = Path(tmp) / f"{stage.name}.ipynb"
-        jupytext.write(jupytext.read(stage.source), source_ipynb)
+        source_ipynb = to_ipynb(stage.source, Path(tmp) / f"{stage.name}.ipynb")
         try:
             papermill.execute_notebook(
                 str(source_ipynb), str(executed), parameters=parameters,
