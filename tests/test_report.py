@@ -1,0 +1,46 @@
+"""The report stage's assembly: flattening, timing tables, the README's marked section."""
+import json
+
+from tinyemo import report
+
+
+def write_stage(root, name, metrics, wall):
+    folder = root / "results" / name
+    (folder / "figures").mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "figures" / "plot.png").write_bytes(b"png")
+    provenance = {
+        "wall_time_s": wall,
+        "parameters": {"profile": "smoke"},
+        "git": {"commit": "0123456789abcdef", "dirty": False},
+        "hardware": {"cpu": "Test CPU", "cpu_count": 2, "torch_threads": 2},
+    }
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+
+
+def test_flatten_keeps_scalars_only():
+    flat = report.flatten({"a": {"b": 1.5, "c": [1, 2]}, "d": "x", "e": None})
+    assert flat == {"a.b": 1.5, "d": "x", "e": None}
+
+
+def test_build_collects_stages_and_rewrites_only_the_marked_readme_section(in_tmp):
+    write_stage(in_tmp, "assets", {"sanity": {"top1_is_cat": True}}, 12.0)
+    write_stage(in_tmp, "synthesize", {"n_images": 100}, 30.5)
+    readme = in_tmp / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
+    summary = report.build({"synthesize": ["n_images", "missing.key"]}, out=in_tmp / "reports", readme=readme)
+    assert summary == {"stages_reported": ["assets", "synthesize"], "readme_updated": True}
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert "| synthesize | 30.5 | smoke |" in text and "| **total** | 42.5 |" in text
+    assert "| synthesize | n_images | 100 |" in text and "missing.key" not in text
+    assert (in_tmp / "reports/assets/figures/plot.png").exists()
+    index = (in_tmp / "reports/README.md").read_text()
+    assert "sanity.top1_is_cat" in index and "Test CPU" in index
+
+
+def test_readme_without_markers_is_left_alone(in_tmp):
+    readme = in_tmp / "README.md"
+    readme.write_text("no markers here\n")
+    assert report.update_readme("section", readme) is False
+    assert readme.read_text() == "no markers here\n"
