@@ -1,0 +1,143 @@
+import io
+import os
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from tinyemo import emotion6
+from tinyemo.emotion6 import DataUnavailableError, FeatureFolderError
+from tinyemo.taxonomy import EKMAN6
+
+
+@pytest.fixture(scope="module")
+def sample_train():
+    if not os.environ.get(emotion6.ENV_VAR):
+        pytest.skip("the shared Emotion6 sample is not beside the repository")
+    return emotion6.read_feature_folder(emotion6.split_folders(emotion6.locate_emotion6())["train"])
+
+
+def write_folder(root: Path, spec: dict[str, int], width=8):
+    for label, count in spec.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            torch.save(torch.full((width,), float(i), dtype=torch.float16), root / label / f"{i}.pt")
+    return root
+
+
+def test_shared_sample_has_1386_clip_features(sample_train):
+    assert len(sample_train) == 1386
+    assert sample_train.pooled.shape == (1386, 768) and sample_train.pooled.dtype == torch.float32
+    assert set(sample_train.labels) == set(EKMAN6)
+    assert sample_train.label_names == EKMAN6
+    assert len(set(sample_train.ids)) == 1386 and sample_train.ids[0].startswith("anger/")
+
+
+def test_carve_is_stratified_seeded_and_disjoint(sample_train):
+    train, val = emotion6.carve_validation(sample_train, 0.2, seed=0)
+    assert len(train) + len(val) == len(sample_train)
+    assert not set(train.ids) & set(val.ids)
+    assert abs(len(val) - 0.2 * len(sample_train)) <= 1
+    total, in_val = Counter(sample_train.labels), Counter(val.labels)
+    for label in EKMAN6:
+        assert abs(in_val[label] / total[label] - 0.2) < 0.02
+    again, _ = emotion6.carve_validation(sample_train, 0.2, seed=0)
+    other, _ = emotion6.carve_validation(sample_train, 0.2, seed=1)
+    assert again.ids == train.ids and other.ids != train.ids
+    row = sample_train.ids.index(val.ids[0])
+    assert torch.equal(val.pooled[0], sample_train.pooled[row])
+
+
+def test_reads_a_folder_in_numeric_id_order(tmp_path):
+    fs = emotion6.read_feature_folder(write_folder(tmp_path, {"joy": 12, "fear": 2}))
+    assert fs.ids[:3] == ["fear/0", "fear/1", "joy/0"] and fs.ids[-1] == "joy/11"
+    assert fs.pooled[-1, 0] == 11.0
+
+
+def test_unknown_label_folder_is_named(tmp_path):
+    write_folder(tmp_path, {"joy": 2, "happiness": 2})
+    with pytest.raises(FeatureFolderError, match=r"\['happiness'\].*valid labels: anger, disgust"):
+        emotion6.read_feature_folder(tmp_path)
+
+
+def test_corrupt_file_is_named(tmp_path):
+    write_folder(tmp_path, {"joy": 2})
+    (tmp_path / "joy" / "1.pt").write_bytes(b"not a tensor")
+    with pytest.raises(FeatureFolderError, match=r"joy/1.pt is not a readable tensor file"):
+        emotion6.read_feature_folder(tmp_path)
+
+
+def test_inconsistent_width_is_named(tmp_path):
+    write_folder(tmp_path, {"anger": 2}, width=8)
+    write_folder(tmp_path, {"joy": 1}, width=6)
+    with pytest.raises(FeatureFolderError, match=r"joy/0.pt has width 6 .* width 8"):
+        emotion6.read_feature_folder(tmp_path)
+
+
+def test_wrong_shape_is_named(tmp_path):
+    write_folder(tmp_path, {"anger": 1})
+    torch.save(torch.zeros(3, 4), tmp_path / "anger" / "7.pt")
+    with pytest.raises(FeatureFolderError, match=r"anger/7.pt must hold a 1-D feature vector, got \(3, 4\)"):
+        emotion6.read_feature_folder(tmp_path)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(FeatureFolderError, match="holds no <emotion>/<id>.pt files"):
+        emotion6.read_feature_folder(tmp_path)
+
+
+def test_env_var_without_the_layout(tmp_path, monkeypatch):
+    monkeypatch.setenv(emotion6.ENV_VAR, str(tmp_path))
+    with pytest.raises(DataUnavailableError, match="has no Emotion6/images/train/ folder"):
+        emotion6.locate_emotion6()
+
+
+def test_offline_without_env_var_says_how_to_provide(tmp_path, monkeypatch):
+    def offline(url):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.delenv(emotion6.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(emotion6, "open_url", offline)
+    with pytest.raises(DataUnavailableError) as err:
+        emotion6.locate_emotion6()
+    assert "TINYEMO_DATA_DIR is not set" in str(err.value)
+    assert "set TINYEMO_DATA_DIR to a folder holding Emotion6/images/train/<emotion>/<id>.pt" in str(err.value)
+    assert "go online" in str(err.value)
+    assert not any(tmp_path.rglob("*.pt"))  # nothing half-written
+
+
+def fake_tarball() -> bytes:
+    top = f"TinyEmo-{emotion6.UPSTREAM_COMMIT}"
+    images = f"{top}/{emotion6.UPSTREAM_DIR}/Emotion6/images"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in (f"{images}/train/joy/1.pt", f"{images}/test/fear/2.pt",
+                     f"{images}/validation/fear/2.pt", f"{top}/README.md"):
+            payload = io.BytesIO()
+            torch.save(torch.ones(4, dtype=torch.float16), payload)
+            info = tarfile.TarInfo(name)
+            info.size = len(payload.getvalue())
+            tar.addfile(info, io.BytesIO(payload.getvalue()))
+    return buffer.getvalue()
+
+
+def test_download_extracts_only_train_and_test_once(tmp_path, monkeypatch):
+    calls = []
+
+    def serve(url):
+        calls.append(url)
+        return io.BytesIO(fake_tarball())
+
+    monkeypatch.delenv(emotion6.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(emotion6, "open_url", serve)
+    root = emotion6.locate_emotion6()
+    assert root == emotion6.cache_dir() and str(root).startswith(str(tmp_path))
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    assert files == ["Emotion6/images/test/fear/2.pt", "Emotion6/images/train/joy/1.pt"]
+    assert set(emotion6.split_folders(root)) == {"train", "test"}
+    assert emotion6.locate_emotion6() == root and len(calls) == 1
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary leftovers
