@@ -1,0 +1,126 @@
+"""The concept bank: words and short phrases, grouped, that can be ranked against images.
+
+Because the Metric Projector maps images into an LLM's token-embedding space, any phrase can
+become an anchor there, built exactly like the emotion anchors: the same input-embedding
+table and the same grounding template as the projector artifact (see
+`tinyemo.projector.anchors`). The default bank (`concepts.yaml` beside this file) holds
+colours, objects, scene and weather words, frames and marks, and people-related words.
+
+A user extends it with a file:
+- `.yaml` / `.yml`: a mapping `group: [concept, ...]` (the layout of the default bank);
+- `.txt`: one concept per line, `#` starts a comment; lines may be `group: concept`,
+  otherwise the concept joins the group `user`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+DEFAULT_BANK = Path(__file__).with_name("concepts.yaml")
+USER_GROUP = "user"
+
+
+class ConceptBankError(ValueError):
+    """A missing, unreadable or malformed concept file; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class ConceptBank:
+    concepts: tuple[str, ...]  # unique, in file order
+    groups: tuple[str, ...]  # the group of each concept
+
+    def __len__(self) -> int:
+        return len(self.concepts)
+
+    def group_of(self, concept: str) -> str:
+        return self.groups[self.concepts.index(concept)]
+
+    def merged(self, other: "ConceptBank") -> "ConceptBank":
+        """This bank plus the concepts of `other` it lacks (first occurrence wins)."""
+        pairs = dict(zip(self.concepts, self.groups))
+        for concept, group in zip(other.concepts, other.groups):
+            pairs.setdefault(concept, group)
+        return ConceptBank(tuple(pairs), tuple(pairs.values()))
+
+
+def _clean(concept, where: str) -> str:
+    if not isinstance(concept, str) or not concept.strip():
+        raise ConceptBankError(f"{where}: every concept must be a non-empty string, got {concept!r}")
+    return " ".join(concept.split())
+
+
+def _from_pairs(pairs: list[tuple[str, str]], path: Path) -> ConceptBank:
+    if not pairs:
+        raise ConceptBankError(f"{path} holds no concepts")
+    first: dict[str, str] = {}
+    for group, concept in pairs:
+        first.setdefault(concept, group)
+    return ConceptBank(tuple(first), tuple(first.values()))
+
+
+def _read_yaml(path: Path) -> ConceptBank:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConceptBankError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConceptBankError(
+            f"{path} must be a mapping of groups to lists of concepts, e.g. `colours: [red, teal]`; "
+            f"got {type(data).__name__}"
+        )
+    pairs = []
+    for group, items in data.items():
+        if not isinstance(items, list):
+            raise ConceptBankError(f"{path}: group {group!r} must hold a list of concepts, got {items!r}")
+        pairs += [(str(group), _clean(item, f"{path}, group {group!r}")) for item in items]
+    return _from_pairs(pairs, path)
+
+
+def _read_text(path: Path) -> ConceptBank:
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        group, _, concept = line.rpartition(":")
+        pairs.append((group.strip() or USER_GROUP, _clean(concept, f"{path}, line {number}")))
+    return _from_pairs(pairs, path)
+
+
+def read_concept_file(path: str | Path) -> ConceptBank:
+    """A concept bank from a `.yaml`/`.yml` or `.txt` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConceptBankError(f"concept file {path} does not exist; give a .yaml or .txt file of concepts")
+    if path.suffix in (".yaml", ".yml"):
+        return _read_yaml(path)
+    if path.suffix == ".txt":
+        return _read_text(path)
+    raise ConceptBankError(
+        f"concept file {path} has an unknown type {path.suffix!r}; use .yaml/.yml (group: [concepts]) "
+        "or .txt (one concept per line)"
+    )
+
+
+def load_concept_bank(extra: str | Path | None = None) -> ConceptBank:
+    """The default bank, extended by the concepts of `extra` (a file) when given."""
+    bank = read_concept_file(DEFAULT_BANK)
+    return bank.merged(read_concept_file(extra)) if extra else bank
+
+
+def concept_anchors(bank: ConceptBank, config: dict, seed: int = 0) -> torch.Tensor:
+    """`[C, d]` unit anchors of the bank's concepts, built like a projector artifact's anchors.
+
+    `config` is the artifact's config: its anchor `source`, `template` and `llm` are reused,
+    so concept anchors live in exactly the space the projector was trained against.
+    """
+    from tinyemo.projector.anchors import encode_words, text_encoder
+
+    missing = [key for key in ("source", "template", "llm") if key not in config]
+    if missing:
+        raise ConceptBankError(f"the projector config lacks {missing}; cannot build concept anchors like its own")
+    encoder = text_encoder(config["source"], config["llm"], seed)
+    return encode_words(encoder, list(bank.concepts), config["template"])
