@@ -13,13 +13,13 @@ Three families (see `tinyemo.registry.LLMS`):
 from __future__ import annotations
 
 import importlib.util
-import json
 import time
 from pathlib import Path
 
 import torch
 
 from tinyemo import paths, registry
+from tinyemo.base_models import ModelNotPreparedError, prepared_file, write_manifest
 
 TINY_RANDOM_SEED = 0  # weights of tiny-random-llama; fixed so every run builds the same model
 CHATML_TEMPLATE = (
@@ -39,10 +39,6 @@ PLAIN_TEMPLATE = (
     "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
 )
 EMBEDDING_KEY = "model.embed_tokens.weight"
-
-
-class ModelNotPreparedError(FileNotFoundError):
-    """A converted base model is missing from models/base; the message says how to make it."""
 
 
 # ----------------------------------------------------------------------------- tiny-random
@@ -130,13 +126,7 @@ def _convert_gguf(spec: registry.LLMSpec, out_dir: Path) -> None:
 
 
 def _prepared_dir(name: str, base_dir: Path) -> Path:
-    folder = Path(base_dir) / name
-    if not (folder / "config.json").exists():
-        raise ModelNotPreparedError(
-            f"the base model {name!r} has not been prepared: {folder} is missing. Run "
-            "`dvc repro assets` (or `tinyemo stage assets`) to convert it."
-        )
-    return folder
+    return prepared_file(name, base_dir, "model.safetensors").parent
 
 
 # ----------------------------------------------------------------------------- hub
@@ -219,5 +209,4 @@ def prepare_llm(name: str, out_dir: Path, *, trust_remote_code: bool = False) ->
         _check_remote_code(spec, trust_remote_code)
         manifest["tokenizer"] = spec.tokenizer or spec.source
     manifest["prepare_seconds"] = round(time.perf_counter() - started, 2)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    return manifest
+    return write_manifest(out_dir, manifest)

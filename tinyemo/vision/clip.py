@@ -1,0 +1,41 @@
+"""open_clip towers (the paper's CLIP ViT-L/14 and ViT-B/16, OpenAI weights), loaded by name.
+
+pooled = `encode_image` (unnormalised; what the paper's projector reads); patches = the
+patch tokens (class token dropped) of the penultimate transformer block, as LLaVA and
+TinyLLaVA feed their connectors. One forward pass gives both.
+"""
+from __future__ import annotations
+
+import torch
+
+from tinyemo.registry import VisionTowerSpec
+from tinyemo.vision.base import VisionTower
+
+
+class OpenClipTower(VisionTower):
+    def __init__(self, spec: VisionTowerSpec):
+        import open_clip
+
+        super().__init__(spec)
+        arch = spec.source.removeprefix("open_clip ")
+        model, _, self.transform = open_clip.create_model_and_transforms(
+            arch, pretrained=spec.pretrained
+        )
+        self.visual = model.visual
+        self.freeze()
+
+    def preprocess(self, images):
+        return torch.stack([self.transform(image.convert("RGB")) for image in images])
+
+    def encode(self, pixels):
+        penultimate = len(self.visual.transformer.resblocks) - 2
+        out = self.visual.forward_intermediates(pixels, indices=[penultimate], output_fmt="NLC")
+        return out["image_features"], out["image_intermediates"][0]
+
+
+def load(spec: VisionTowerSpec, base_dir=None) -> OpenClipTower:
+    return OpenClipTower(spec)
+
+
+def prepare(spec: VisionTowerSpec, out_dir) -> dict:
+    return {"arch": spec.source, "pretrained": spec.pretrained, "loaded_by_name": True}
