@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinyemo import registry
 
@@ -62,6 +62,13 @@ class PlantedBias(Section):
     emotion: str  # a Mikels-8 emotion
     strength: float = Field(0.9, ge=0.0, le=1.0)  # P(value | emotion) in the training split
 
+    @model_validator(mode="after")
+    def _known_names(self) -> "PlantedBias":
+        from tinyemo.scenes.bias import check_biases
+
+        check_biases([self.model_dump()])
+        return self
+
 
 class SynthesizeParams(Section):
     n_train: int = Field(ge=8)
@@ -72,6 +79,21 @@ class SynthesizeParams(Section):
     planted_biases: list[PlantedBias] = []
     teacher: str = "rule"  # "rule" or an LLM name from the registry
     n_figure_samples: int = Field(8, ge=1)
+
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, name: str) -> str:
+        if name != "rule" and name not in registry.LLMS:
+            raise ValueError(f"unknown teacher {name!r}; valid: rule, {', '.join(sorted(registry.LLMS))}")
+        return name
+
+    @field_validator("planted_biases")
+    @classmethod
+    def _distinct_biases(cls, biases: list[PlantedBias]) -> list[PlantedBias]:
+        from tinyemo.scenes.bias import check_biases
+
+        check_biases([b.model_dump() for b in biases])
+        return biases
 
 
 class FeaturesParams(Section):

@@ -1,0 +1,55 @@
+"""Figures of the synthesize stage: sample images with a conversation each, class counts."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tinyemo.scenes.records import SPLITS, SceneRecord  # noqa: E402
+from tinyemo.taxonomy import MIKELS8  # noqa: E402
+
+
+def sample_grid(records: list[SceneRecord], finetune: dict[str, dict], root: Path, path: Path,
+                columns: int = 4, wrap: int = 46) -> Path:
+    """Images with label / rule label, and the teacher's answer under each."""
+    rows = int(np.ceil(len(records) / columns))
+    fig, axes = plt.subplots(rows * 2, columns, figsize=(4.2 * columns, 6.4 * rows),
+                             gridspec_kw={"height_ratios": [1, 0.75] * rows})
+    axes = np.atleast_2d(axes)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, record in enumerate(records):
+        top, bottom = axes[2 * (i // columns), i % columns], axes[2 * (i // columns) + 1, i % columns]
+        top.imshow(Image.open(record.image_path(root)))
+        noisy = f" (rules: {record.rule_label})" if record.noisy else ""
+        top.set_title(f"{record.id}: {record.label}{noisy}", fontsize=10)
+        answer = finetune[record.id]["conversations"][1]["value"]
+        text = "\n".join(textwrap.fill(part, wrap) for part in answer.split("\n") if part)
+        bottom.text(0, 1, text, va="top", ha="left", fontsize=7, family="serif", wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def class_counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path:
+    """Grouped bars: images per Mikels-8 class, one bar per split."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    width = 0.8 / len(SPLITS)
+    x = np.arange(len(MIKELS8))
+    for k, split in enumerate(SPLITS):
+        ax.bar(x + (k - 1) * width, [counts[split][e] for e in MIKELS8], width, label=split)
+    ax.set_xticks(x, MIKELS8, rotation=20)
+    ax.set_ylabel("images")
+    ax.set_title("EmoScenes: images per class (label after noise)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
