@@ -1,13 +1,38 @@
-"""Parameter sections `pretrain` and `finetune` (see profiles/default.yaml)."""
+"""Parameter sections `pretrain` and `finetune` (see profiles/default.yaml for each knob)."""
+from typing import Literal
+
+from pydantic import Field
+
 from tinyemo.config import Section, register_section
 
 
-class PretrainParams(Section):
-    epochs: int = 1
+class TrainingParams(Section):
+    n_records: int | None = Field(None, ge=1)  # seeded subset of the training records (None: all)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)  # global batch, split across processes
+    lr: float = Field(gt=0)  # peak learning rate, cosine decay
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    max_length: int = Field(256, ge=8)  # tokens per record, image tokens included
+    checkpoint_every: int = Field(25, ge=0)  # steps between resumable checkpoints (0: none)
+    system_prompt: str | None = None  # None: the chat template's own default
 
 
-class FinetuneParams(Section):
-    epochs: int = 1
+class PretrainParams(TrainingParams):
+    connector: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"
+    n_val_records: int = Field(32, ge=1)  # held-out records for the loss before/after
+
+
+class FinetuneParams(TrainingParams):
+    trainable: Literal["lora", "full"] = "lora"  # LoRA adapters, or the whole LLM
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: str | list[str] = "all-linear"  # peft target_modules
+    n_eval_images: int = Field(60, ge=1)  # test images scored (seeded subset)
+    n_base_eval_images: int = Field(30, ge=1)  # of those, scored with the base LLM too
+    eval_batch_size: int = Field(16, ge=1)
+    max_new_tokens: int = Field(96, ge=1)  # greedy decoding cap
+    n_figure_images: int = Field(4, ge=1)  # test images in the reasoning figure
 
 
 register_section("pretrain", PretrainParams)

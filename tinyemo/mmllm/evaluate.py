@@ -1,0 +1,103 @@
+"""Scoring the MM-LLM against the scene graphs, where the truth is known.
+
+Per reasoning: does it name the correct emotion (in the reasoning itself, not only the final
+`Emotion:` line); which catalogue objects does it mention, and how many of the scene's key
+objects (those that drive its emotion under the rules) and key colours are among them;
+which mentioned objects are not in the image at all (hallucinations). Over a test set:
+the shares and rates below, label accuracy of both inference modes, and ROUGE-L against
+the teacher's reference answers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from statistics import mean
+from typing import Sequence
+
+from tinyemo.scenes import catalogue
+from tinyemo.scenes.teacher import strip_answer_line
+
+
+@dataclass
+class ReasoningScore:
+    names_emotion: bool
+    mentioned: set[str]  # object kinds mentioned
+    hallucinated: set[str]  # mentioned kinds that are not in the image
+    key_object_recall: float | None  # None when the scene has no key objects
+    key_colour_recall: float | None
+
+
+@lru_cache(maxsize=1)
+def _object_patterns() -> list[tuple[str, re.Pattern]]:
+    """(kind, pattern) for every way the catalogue names an object: noun, plural, and the
+    head of "X of Y" nouns ("flies" for "swarm of flies")."""
+    patterns = []
+    for kind in catalogue.OBJECT_KINDS.values():
+        terms = {kind.noun, kind.plural}
+        for noun in (kind.noun, kind.plural):
+            if " of " in noun:
+                terms.add(noun.split(" of ", 1)[1])
+        for term in sorted(terms, key=len, reverse=True):
+            patterns.append((kind.name, re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE)))
+    return patterns
+
+
+def mentioned_objects(text: str) -> set[str]:
+    """Object kinds named in `text`; a name inside a longer one counts only for the longer
+    ("wilted flowers" is a wilted flower, not a flower)."""
+    spans = [(m.start(), m.end(), kind) for kind, pattern in _object_patterns()
+             for m in pattern.finditer(text)]
+    kept = [s for s in spans if not any(
+        o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)]
+    return {kind for _, _, kind in kept}
+
+
+def mentions(text: str, word: str) -> bool:
+    return re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
+
+
+def _recall(wanted: Sequence[str], found: set[str]) -> float | None:
+    return sum(w in found for w in wanted) / len(wanted) if wanted else None
+
+
+def score_reasoning(text: str, label: str, present: Sequence[str], key_objects: Sequence[str],
+                    key_colours: Sequence[str]) -> ReasoningScore:
+    """Score one generated answer against its image's scene graph and true label."""
+    body = strip_answer_line(text)
+    named = mentioned_objects(body)
+    colours = {c for c in key_colours if mentions(body, c)}
+    return ReasoningScore(
+        names_emotion=mentions(body, label),
+        mentioned=named,
+        hallucinated=named - set(present),
+        key_object_recall=_recall(key_objects, named),
+        key_colour_recall=_recall(key_colours, colours),
+    )
+
+
+def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 (rouge_score, stemmed) of predictions against references."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return mean(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references))
+
+
+def summarize_reasonings(scores: Sequence[ReasoningScore]) -> dict[str, float]:
+    """Shares over a test set (hallucination rate = hallucinated / all mentioned objects)."""
+    mentioned = sum(len(s.mentioned) for s in scores)
+    objects = [s.key_object_recall for s in scores if s.key_object_recall is not None]
+    colours = [s.key_colour_recall for s in scores if s.key_colour_recall is not None]
+    return {
+        "reasoning_names_correct_emotion": mean(s.names_emotion for s in scores),
+        "key_object_recall": mean(objects) if objects else float("nan"),
+        "key_colour_recall": mean(colours) if colours else float("nan"),
+        "hallucination_rate": sum(len(s.hallucinated) for s in scores) / mentioned if mentioned else 0.0,
+        "reasonings_with_hallucination": mean(bool(s.hallucinated) for s in scores),
+        "objects_mentioned_per_reasoning": mentioned / len(scores),
+    }
+
+
+def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> float:
+    return mean(p == t for p, t in zip(predicted, truth))

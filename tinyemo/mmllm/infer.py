@@ -1,0 +1,88 @@
+"""Inference in the two modes, batched or streamed.
+
+- *detached* (the paper's design): the Metric Projector classifies; its top label and the
+  runners-up fill the paper's instruction ("... Labels: [a, b, c] ... the correct label is
+  a"), and the LLM only writes the reasoning.
+- *generative*: the same instruction without the hint, listing every label; the LLM must
+  choose, and its final `Emotion: <label>` line is read back as the prediction.
+
+Decoding is greedy with a `max_new_tokens` cap.
+"""
+from __future__ import annotations
+
+from threading import Thread
+from typing import Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from tinyemo.mmllm.data import collate, pad_id_of
+from tinyemo.mmllm.prompts import IMAGE_PLACEHOLDER, encode_prompt
+from tinyemo.scenes.teacher import FINETUNE_INSTRUCTION, finetune_prompt, parse_emotion
+
+HINT = "\n\nImportant:"
+
+
+def with_image(text: str) -> str:
+    return f"{IMAGE_PLACEHOLDER}\n{text}"
+
+
+def detached_prompt(label: str, options: Sequence[str]) -> str:
+    """The paper's instruction naming the projector's label as the correct one."""
+    return with_image(finetune_prompt(list(options), label))
+
+
+def generative_prompt(options: Sequence[str]) -> str:
+    """The instruction without the hint: the LLM chooses among `options` itself."""
+    return with_image(FINETUNE_INSTRUCTION.split(HINT)[0].format(options=", ".join(options)))
+
+
+def projector_options(projector, pooled: torch.Tensor, k: int = 3):
+    """Per image: (top label, its cosine score, the top-k labels as the prompt's options)."""
+    ids, scores = projector.topk(pooled, k)
+    names = projector.label_names
+    return [(names[row[0]], float(score[0]), [names[i] for i in row])
+            for row, score in zip(ids.tolist(), scores)]
+
+
+def _gen_kwargs(tokenizer) -> dict:
+    return {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id}
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_new_tokens: int,
+             batch_size: int = 16, system_prompt: str | None = None, desc: str = "generate") -> list[str]:
+    """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]."""
+    if len(prompts) != len(patches):
+        raise ValueError(f"{len(prompts)} prompts for {len(patches)} images")
+    answers: list[str] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
+        chunk = prompts[start:start + batch_size]
+        ids = [encode_prompt(tokenizer, p, model.n_image_tokens, system_prompt) for p in chunk]
+        batch = collate(ids, pad_id_of(tokenizer), padding_side="left")
+        out = model.generate(batch["input_ids"], patches[start:start + batch_size].float(),
+                             batch["attention_mask"], max_new_tokens, **_gen_kwargs(tokenizer))
+        answers += tokenizer.batch_decode(out, skip_special_tokens=True)
+    return [a.strip() for a in answers]
+
+
+def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens: int,
+           system_prompt: str | None = None) -> Iterator[str]:
+    """The answer to one prompt, piece by piece as the tokens are generated."""
+    from transformers import TextIteratorStreamer
+
+    ids = encode_prompt(tokenizer, prompt, model.n_image_tokens, system_prompt)
+    batch = collate([ids], pad_id_of(tokenizer), padding_side="left")
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True)
+    worker = Thread(target=model.generate, kwargs=dict(
+        input_ids=batch["input_ids"], patches=patches.reshape(1, *patches.shape[-2:]).float(),
+        attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
+        streamer=streamer, **_gen_kwargs(tokenizer)))
+    worker.start()
+    yield from streamer
+    worker.join()
+
+
+def generative_labels(answers: list[str], label_names: Sequence[str]) -> list[str | None]:
+    """The label each answer ends with (None when it names no valid label)."""
+    return [parse_emotion(answer, tuple(label_names)) for answer in answers]

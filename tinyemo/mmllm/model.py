@@ -1,0 +1,84 @@
+"""The TinyLLaVA-style MM-LLM: patch features -> connector -> image tokens spliced into the LLM.
+
+The vision tower stays outside: the model takes patch grids ([B, P, patch_dim], cached by
+the `features` stage or encoded at inference). The connector maps each patch to the LLM's
+embedding width, and those P image tokens replace the P `IMAGE_TOKEN_ID` markers that the
+prompt builder put where `<image>` stood. The loss is the LLM's own causal-LM loss on the
+labels, which are `IGNORE` everywhere but the answers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tinyemo.mmllm.connector import build_connector
+from tinyemo.mmllm.prompts import IGNORE, IMAGE_TOKEN_ID
+
+
+@dataclass
+class Output:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # [B, T, V] without labels; [n labelled positions, V] with them
+
+
+class TinyLlava(nn.Module):
+    def __init__(self, llm: nn.Module, patch_dim: int, n_image_tokens: int,
+                 connector: str = "mlp2x_gelu"):
+        super().__init__()
+        self.llm = llm
+        self.n_image_tokens = n_image_tokens
+        hidden = llm.get_input_embeddings().weight.shape[1]
+        self.connector = build_connector(connector, patch_dim, hidden)
+
+    def embed(self, input_ids: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Input embeddings with the connector's image tokens at the image markers."""
+        embedding = self.llm.get_input_embeddings()
+        image_mask = input_ids == IMAGE_TOKEN_ID
+        embeds = embedding(input_ids.masked_fill(image_mask, 0))
+        per_row = image_mask.sum(dim=1)
+        if patches.shape[0] != input_ids.shape[0] or patches.shape[1] != self.n_image_tokens:
+            raise ValueError(
+                f"patches of shape {tuple(patches.shape)} do not fit a batch of "
+                f"{input_ids.shape[0]} prompts with {self.n_image_tokens} image tokens each"
+            )
+        if not bool((per_row == self.n_image_tokens).all()):
+            raise ValueError(
+                f"every prompt needs exactly one <image> ({self.n_image_tokens} markers); "
+                f"found {per_row.tolist()}"
+            )
+        image_tokens = self.connector(patches.to(embeds.dtype))
+        return embeds.masked_scatter(image_mask.unsqueeze(-1), image_tokens.reshape(-1, embeds.shape[-1]))
+
+    def causal_lm(self) -> nn.Module:
+        """The transformers causal LM (inside its peft wrapper when LoRA is on)."""
+        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+    def forward(self, input_ids, patches, attention_mask=None, labels=None) -> Output:
+        """Next-token loss on the labelled positions; the LM head runs only where labels are
+        (a prompt is mostly image and instruction tokens, and the vocabulary is large)."""
+        embeds = self.embed(input_ids, patches)
+        causal = self.causal_lm()
+        decoder = getattr(causal, causal.base_model_prefix)
+        hidden = decoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        if labels is None:
+            return Output(None, causal.get_output_embeddings()(hidden))
+        targets = labels[:, 1:].masked_fill(input_ids[:, 1:] == IMAGE_TOKEN_ID, IGNORE)
+        where = targets != IGNORE
+        logits = causal.get_output_embeddings()(hidden[:, :-1][where])
+        loss = nn.functional.cross_entropy(logits.float(), targets[where])
+        return Output(loss, logits)
+
+    @torch.no_grad()
+    def generate(self, input_ids, patches, attention_mask=None, max_new_tokens: int = 64,
+                 streamer=None, **kwargs) -> torch.Tensor:
+        """Greedy continuation of left-padded prompts; returns the new token ids only."""
+        embeds = self.embed(input_ids, patches)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        kwargs.setdefault("do_sample", False)
+        return self.llm.generate(
+            inputs_embeds=embeds, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+            streamer=streamer, **kwargs,
+        )

@@ -1,0 +1,116 @@
+"""The two training stages end to end, shared by the notebooks and `launch.py`.
+
+`pretrain_run`: a fresh connector on the frozen base LLM learns from the EmoScenes
+pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
+MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records.
+Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tinyemo import config as tconfig
+from tinyemo.features import load_features
+from tinyemo.mmllm import artifact
+from tinyemo.mmllm.data import build_examples, pad_id_of, subsample, training_batch
+from tinyemo.mmllm.train import TrainConfig, TrainResult, train
+from tinyemo.scenes import load_conversations
+
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Run:
+    model: torch.nn.Module
+    tokenizer: object
+    result: TrainResult
+    n_records: int
+    trainable_parameters: int
+    total_parameters: int
+
+
+def section_from(name: str, namespace: dict) -> tconfig.Section:
+    """The validated params section `name` from a notebook's parameter variables."""
+    fields = tconfig.SECTION_SCHEMAS[name].model_fields
+    return tconfig.validate_section(name, {k: namespace[k] for k in fields if k in namespace})
+
+
+def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
+                n_image_tokens: int, params) -> list:
+    records = subsample(load_conversations(kind, split), n, seed)
+    return build_examples(records, tokenizer, features.ids, n_image_tokens,
+                          params.max_length, params.system_prompt)
+
+
+def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig:
+    return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
+                       warmup_ratio=params.warmup_ratio, max_steps=max_steps,
+                       checkpoint_every=params.checkpoint_every, seed=seed)
+
+
+def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
+    result = train(model, examples, features.patches, pad_id_of(tokenizer),
+                   train_config(params, seed, max_steps), Path(out_dir) / CHECKPOINTS, accelerator)
+    counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
+    return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
+               sum(n for n, _ in counts))
+
+
+def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> None:
+    """Save the trained model and drop its checkpoints (the run is complete)."""
+    if accelerator is None or accelerator.is_main_process:
+        artifact.save_mmllm(out_dir, run.model, saved_config)
+        shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
+
+
+def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
+    features = load_features("emoscenes", "train")
+    model, tokenizer = artifact.build_mmllm(
+        base.llm, base.vision_tower, features.patches.shape[1], params.connector,
+        base.trust_remote_code)
+    artifact.set_trainable(model, "connector")
+    examples = examples_of("pretrain", "train", tokenizer, features, params.n_records, base.seed,
+                           model.n_image_tokens, params)
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    finish(run, out_dir, {
+        "llm": base.llm, "vision_tower": base.vision_tower, "connector": params.connector,
+        "n_image_tokens": model.n_image_tokens, "system_prompt": params.system_prompt,
+        "lora": None, "trained": "connector", "stage": "pretrain",
+    }, accelerator)
+    return run
+
+
+def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
+                 accelerator=None) -> Run:
+    features = load_features("emoscenes", "train")
+    model, tokenizer, saved = artifact.load_mmllm(
+        pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
+    lora = None
+    if params.trainable == "lora":
+        lora = {"r": params.lora_r, "alpha": params.lora_alpha, "dropout": params.lora_dropout,
+                "targets": params.lora_targets}
+        artifact.add_lora(model, **lora)
+    artifact.set_trainable(model, params.trainable)
+    examples = examples_of("finetune", "train", tokenizer, features, params.n_records, base.seed,
+                           model.n_image_tokens, params)
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
+                          "trained": params.trainable, "stage": "finetune"}, accelerator)
+    return run
+
+
+@torch.no_grad()
+def mean_loss(model, examples, patches, pad_id: int, batch_size: int = 8) -> float:
+    """Answer-token loss of `model` on `examples` (weighted by answer tokens)."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        chunk = examples[start:start + batch_size]
+        n = sum(sum(label >= 0 for label in e.labels[1:]) for e in chunk)
+        total += model(**training_batch(chunk, patches, pad_id)).loss.item() * n
+        count += n
+    return total / count
