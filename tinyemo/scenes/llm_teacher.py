@@ -52,26 +52,29 @@ class LLMTeacher(RuleTeacher):
             )
         return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    def _or_rule_text(self, text: str, rule_text) -> str:
-        if text.strip():
+    def _generate_or(self, prompt: str, rng: random.Random, rule_text) -> str:
+        """Generated text, or `rule_text(rng)` from the same rng state if it comes back empty."""
+        state = rng.getstate()
+        text = strip_answer_line(self.generate(prompt, rng))
+        if text:
             return text
         self.fallbacks += 1
-        return rule_text()
+        rng.setstate(state)
+        return rule_text(rng)
 
     def caption(self, scene: Scene, rng: random.Random) -> str:
-        text = self.generate(CAPTION_PROMPT.format(facts=describe.facts(scene)), rng)
-        return self._or_rule_text(text, lambda: super(LLMTeacher, self).caption(scene, rng))
+        return self._generate_or(CAPTION_PROMPT.format(facts=describe.facts(scene)), rng,
+                                 lambda r: super(LLMTeacher, self).caption(scene, r))
 
     def reasoning(self, scene: Scene, label: str, rng: random.Random) -> str:
         key, colours = rules.key_elements(scene, label)
         named = [describe.group_of(scene, kind).phrase("definite") for kind in key[:3]]
-        text = self.generate(REASONING_PROMPT.format(
+        prompt = REASONING_PROMPT.format(
             facts=describe.facts(scene), label=label,
             key=describe.join(named + [f"the colours {describe.join(colours)}"] if colours else named)
             or "the overall atmosphere",
-        ), rng)
-        return self._or_rule_text(strip_answer_line(text),
-                                  lambda: super(LLMTeacher, self).reasoning(scene, label, rng))
+        )
+        return self._generate_or(prompt, rng, lambda r: super(LLMTeacher, self).reasoning(scene, label, r))
 
 
 def make_teacher(name: str, seed: int = 0, *, trust_remote_code: bool = False) -> RuleTeacher:

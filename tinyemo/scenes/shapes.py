@@ -313,7 +313,8 @@ def corner_mark(d: ImageDraw.ImageDraw, mark: str, box: tuple[float, float, floa
         d.polygon([(cx, y0), (x1, cy), (cx, y1), (x0, cy)], fill=white, outline=black)
     elif mark == "cross":
         w = max(1, int(r / 2))
-        d.line((x0, y0, x1, y1), fill=white, width=w)
-        d.line((x0, y1, x1, y0), fill=white, width=w)
+        m = w  # inset so that the thick strokes stay inside the box
+        d.line((x0 + m, y0 + m, x1 - m, y1 - m), fill=white, width=w)
+        d.line((x0 + m, y1 - m, x1 - m, y0 + m), fill=white, width=w)
     else:
         raise ValueError(f"no drawing for corner mark {mark!r}")
