@@ -43,7 +43,7 @@ class LLMTeacher(RuleTeacher):
         messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
         ids = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        ).to(self.model.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(rng.randrange(2**31))
             out = self.model.generate(
@@ -85,4 +85,6 @@ def make_teacher(name: str, seed: int = 0, *, trust_remote_code: bool = False) -
 
     registry.llm_spec(name)
     model, tokenizer = llm.load_llm(name, trust_remote_code=trust_remote_code)
+    if torch.cuda.is_available():
+        model = model.to("cuda", dtype=torch.float16)
     return LLMTeacher(model, tokenizer, seed=seed, name=name)
