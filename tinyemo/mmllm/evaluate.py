@@ -101,3 +101,35 @@ def summarize_reasonings(scores: Sequence[ReasoningScore]) -> dict[str, float]:
 
 def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> float:
     return mean(p == t for p, t in zip(predicted, truth))
+
+
+def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dict],
+           label_names: Sequence[str], max_new_tokens: int, batch_size: int,
+           system_prompt: str | None = None, desc: str = "") -> tuple[dict, list[dict]]:
+    """Metrics and per-image rows of one model on test images.
+
+    `scenes[i]` (a SceneRecord) is image i with patch grid `patches[i]`; `references[i]` is
+    its fine-tuning record (the paper's prompt naming the true label, and the teacher's
+    answer). Reasonings are generated for those prompts and scored against the scene
+    graph; generative classification asks the model to choose among all `label_names`.
+    """
+    from tinyemo.mmllm import infer
+
+    prompts = [ref["conversations"][0]["value"] for ref in references]
+    reasonings = infer.generate(model, tokenizer, prompts, patches, max_new_tokens, batch_size,
+                                system_prompt, desc=f"{desc} reasoning")
+    chosen_text = infer.generate(model, tokenizer, [infer.generative_prompt(label_names)] * len(scenes),
+                                 patches, max_new_tokens, batch_size, system_prompt,
+                                 desc=f"{desc} generative")
+    chosen = infer.generative_labels(chosen_text, label_names)
+    scores = [score_reasoning(text, s.label, [o.kind for o in s.scene.objects],
+                              s.key_objects, s.key_colours) for text, s in zip(reasonings, scenes)]
+    metrics = summarize_reasonings(scores)
+    metrics["rouge_l"] = rouge_l(reasonings, [ref["conversations"][1]["value"] for ref in references])
+    metrics["generative_label_accuracy"] = label_accuracy(chosen, [s.label for s in scenes])
+    metrics["generative_answers_without_label"] = mean(c is None for c in chosen)
+    rows = [{"id": s.id, "label": s.label, "key_objects": s.key_objects, "reasoning": text,
+             "mentioned": sorted(sc.mentioned), "hallucinated": sorted(sc.hallucinated),
+             "generative_answer": gen, "generative_label": lab}
+            for s, text, sc, gen, lab in zip(scenes, reasonings, scores, chosen_text, chosen)]
+    return metrics, rows

@@ -69,6 +69,7 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
 
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
     features = load_features("emoscenes", "train")
+    torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
         base.llm, base.vision_tower, features.patches.shape[1], params.connector,
         base.trust_remote_code)
@@ -114,3 +115,26 @@ def mean_loss(model, examples, patches, pad_id: int, batch_size: int = 8) -> flo
         total += model(**training_batch(chunk, patches, pad_id)).loss.item() * n
         count += n
     return total / count
+
+
+@dataclass
+class TestImages:
+    """A seeded subset of the EmoScenes test split, aligned across its sources."""
+
+    scenes: list  # SceneRecord per image
+    references: list[dict]  # the image's fine-tuning record (prompt naming the true label)
+    pooled: torch.Tensor  # [N, D] for the Metric Projector
+    patches: torch.Tensor  # [N, P, C] for the MM-LLM
+
+
+def test_images(n: int, seed: int) -> TestImages:
+    from tinyemo.scenes import load_scene_records
+
+    features = load_features("emoscenes", "test")
+    scenes = {s.id: s for s in load_scene_records(split="test")}
+    references = {Path(r["image"]).stem: r for r in load_conversations("finetune", "test")}
+    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+    rows = sorted(order[:n].tolist())
+    ids = [features.ids[r] for r in rows]
+    return TestImages([scenes[i] for i in ids], [references[i] for i in ids],
+                      features.pooled[rows], features.patches[rows].float())

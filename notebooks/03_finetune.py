@@ -1,0 +1,225 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Fine-tune the MM-LLM and measure its reasoning
+#
+# Stage 2 of TinyLLaVA's recipe: starting from the pre-trained connector (stage
+# `pretrain`), the connector **and the LLM** train on the instruct records. Each record is
+# the paper's prompt (three candidate labels, and the hint naming the correct one) answered
+# by an emotional reasoning that ends with `Emotion: <label>`.
+#
+# - The paper fine-tunes the whole LLM; TinyLLaVA's LoRA recipe is r 128, alpha 256,
+#   lr 2e-4 (the paper profile). On a 2-core CPU the default trains **LoRA r 8 on every
+#   linear layer** of SmolLM2-135M for one short epoch on a seeded subset of records;
+#   `trainable: full` unfreezes the whole LLM instead.
+# - The vision tower stays frozen; patch tokens come from the `features` cache.
+#
+# Then the evaluation, on held-out **EmoScenes test images**, where the truth is known
+# (the scene graph says which objects and colours are there and which drive the emotion):
+#
+# - **Reasoning quality.** For each test image the model answers the paper's prompt with
+#   the true label as the hint (what the teacher was asked), and the reasoning is scored:
+#   does it name the correct emotion (in the reasoning, not just the final label line);
+#   how many of the scene's **key objects** and **key colours** does it mention; how many
+#   of the catalogue objects it mentions are **not in the image** (hallucination rate);
+#   ROUGE-L against the teacher's reference answer.
+# - **Classification, two modes.** *Detached* (the paper's design): the Metric Projector
+#   (stage `projector`) picks the label from the pooled embedding; the LLM never runs.
+#   *Generative*: the LLM is shown all eight Mikels labels without a hint and must choose;
+#   its final `Emotion:` line is the prediction.
+# - The same measures for the **base LLM before fine-tuning** (the pre-trained connector
+#   on the untouched LLM), so the gain is visible.
+#
+# Decoding is greedy with a cap of `max_new_tokens`; the default scores a seeded subset of
+# `n_eval_images` test images (the base LLM on `n_base_eval_images` of them) to fit the CPU
+# budget.
+
+# %% tags=["parameters"]
+profile = "default"
+seed = 0
+threads = 2
+vision_tower = "efficientnet-lite0"
+llm = "smollm2-135m-instruct"
+trust_remote_code = False
+n_records = 320
+epochs = 1
+batch_size = 8
+lr = 1.0e-3
+warmup_ratio = 0.03
+max_length = 320
+checkpoint_every = 25
+system_prompt = None
+trainable = "lora"
+lora_r = 8
+lora_alpha = 16
+lora_dropout = 0.05
+lora_targets = "all-linear"
+n_eval_images = 60
+n_base_eval_images = 30
+eval_batch_size = 16
+max_new_tokens = 96
+n_figure_images = 4
+
+# %%
+import json
+import time
+
+import pandas as pd
+import torch
+from IPython.display import Image, display
+
+from tinyemo import paths
+from tinyemo.mmllm import artifact, evaluate, figures, infer, recipes
+from tinyemo.mmllm.train import write_loss_log
+from tinyemo.projector.artifact import load_projector
+
+torch.set_num_threads(threads)
+base = recipes.section_from("base", globals())
+params = recipes.section_from("finetune", globals())
+out = paths.stage_results("finetune")
+(out / "figures").mkdir(parents=True, exist_ok=True)
+pretrain_dir = artifact.MODEL_DIR / "pretrain"
+model_dir = artifact.MODEL_DIR / "finetune"
+projector_dir = paths.MODELS / "projector" / "emoscenes"
+
+# %% [markdown]
+# ## Fine-tune
+
+# %%
+started = time.perf_counter()
+run = recipes.finetune_run(base, params, pretrain_dir, model_dir)
+train_seconds = time.perf_counter() - started
+write_loss_log(run.result.log, out / "loss.csv")
+display(Image(filename=str(figures.plot_loss(
+    run.result.log, out / "figures" / "loss.png", f"fine-tuning ({trainable}), {llm}"))))
+print(f"{run.result.steps} steps on {run.n_records} records in {train_seconds:.0f} s; "
+      f"trainable parameters {run.trainable_parameters:,} of {run.total_parameters:,}")
+
+# %% [markdown]
+# With LoRA, only adapters and the connector may have trained.
+
+# %%
+trained_names = [n for n, p in run.model.named_parameters() if p.requires_grad]
+if trainable == "lora":
+    assert all(n.startswith("connector.") or "lora_" in n for n in trained_names)
+tuned = run.model.eval()
+if trainable == "lora":
+    tuned.llm = tuned.llm.merge_and_unload()  # plain weights decode faster
+tokenizer = run.tokenizer
+
+# %% [markdown]
+# ## Test images and the detached classifier
+#
+# The Metric Projector classifies the pooled embeddings of the same test images; the LLM
+# is not involved.
+
+# %%
+test = recipes.test_images(n_eval_images, seed)
+truth = [s.label for s in test.scenes]
+projector = load_projector(projector_dir)
+detached = infer.projector_options(projector, test.pooled)
+detached_accuracy = evaluate.label_accuracy([d[0] for d in detached], truth)
+print(f"{len(truth)} test images; detached (projector) accuracy {detached_accuracy:.3f}")
+
+# %% [markdown]
+# ## The fine-tuned MM-LLM
+
+# %%
+started = time.perf_counter()
+tuned_metrics, tuned_rows = evaluate.assess(
+    tuned, tokenizer, test.scenes, test.patches, test.references, projector.label_names,
+    max_new_tokens, eval_batch_size, system_prompt, desc="fine-tuned")
+eval_seconds = time.perf_counter() - started
+tuned_metrics
+
+# %% [markdown]
+# ## The base LLM before fine-tuning
+#
+# The pre-trained connector on the untouched LLM, on the first `n_base_eval_images` of the
+# same images.
+
+# %%
+base_model, _, _ = artifact.load_mmllm(pretrain_dir, trust_remote_code=trust_remote_code,
+                                       stage="pretrain")
+n_base = min(n_base_eval_images, len(test.scenes))
+base_metrics, base_rows = evaluate.assess(
+    base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
+    projector.label_names, max_new_tokens, eval_batch_size, system_prompt, desc="base")
+del base_model
+base_metrics
+
+# %% [markdown]
+# ## Side by side
+#
+# The fine-tuned model's figures on the base LLM's images too, so that both columns count
+# the same images.
+
+# %%
+tuned_on_base_images, _ = evaluate.summarize_reasonings([
+    evaluate.score_reasoning(r["reasoning"], s.label, [o.kind for o in s.scene.objects],
+                             s.key_objects, s.key_colours)
+    for r, s in zip(tuned_rows[:n_base], test.scenes[:n_base])]), None
+table = pd.DataFrame({
+    f"fine-tuned ({len(truth)} images)": tuned_metrics,
+    f"fine-tuned ({n_base} images)": tuned_on_base_images,
+    f"base LLM ({n_base} images)": base_metrics,
+}).round(3)
+table
+
+# %% [markdown]
+# ## The detached mode end to end, for the report
+#
+# For a few test images: the projector's label and its two runners-up go into the paper's
+# prompt, and the fine-tuned LLM writes the reasoning.
+
+# %%
+shown = list(range(min(n_figure_images, len(test.scenes))))
+prompts = [infer.detached_prompt(detached[i][0], detached[i][2]) for i in shown]
+detached_texts = infer.generate(tuned, tokenizer, prompts, test.patches[shown], max_new_tokens,
+                                eval_batch_size, system_prompt, desc="detached")
+captions = [f"{test.scenes[i].id}: true {truth[i]} | projector {detached[i][0]} "
+            f"({detached[i][1]:.2f})" for i in shown]
+figure = figures.plot_reasonings(
+    [paths.EMOSCENES / "images" / test.scenes[i].image for i in shown], captions, detached_texts,
+    out / "figures" / "reasonings.png")
+display(Image(filename=str(figure)))
+
+# %%
+with (out / "samples.jsonl").open("w") as handle:
+    for row in tuned_rows:
+        handle.write(json.dumps(row) + "\n")
+
+
+def prefixed(prefix: str, values: dict) -> dict:
+    return {f"{prefix}{k}": round(v, 4) for k, v in values.items()}
+
+
+metrics = {
+    "profile": profile,
+    "records": run.n_records,
+    "steps": run.result.steps,
+    "resumed_from_step": run.result.resumed_from,
+    "train_seconds": round(train_seconds, 1),
+    "train_samples_per_second": round(run.result.samples_per_second, 3),
+    "train_loss_start": round(run.result.log[0]["loss"], 4),
+    "train_loss_end": round(run.result.log[-1]["loss"], 4),
+    "trainable_parameters": run.trainable_parameters,
+    "eval_images": len(truth),
+    "base_eval_images": n_base,
+    "eval_seconds": round(eval_seconds, 1),
+    "detached_label_accuracy": round(detached_accuracy, 4),
+    **prefixed("", tuned_metrics),
+    **prefixed("base_llm_", base_metrics),
+}
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+metrics
