@@ -196,6 +196,21 @@ figures.sample_grid(chosen, answers, paths.EMOSCENES, results / "figures" / "sam
 figures.class_counts_chart(metrics["counts"], results / "figures" / "class_counts.png")
 
 # %% [markdown]
+# ## Counterfactuals
+#
+# Because an image is a function of its graph, any rule-irrelevant attribute can be changed
+# on its own (`with_attribute`): the label stays, and only the frame or the corner pixels
+# move. Stage `bias` uses such pairs to test whether a model's prediction depends on the
+# planted attribute.
+
+# %%
+attribute = biases[0].attribute if biases else "frame_color"
+value = biases[0].value if biases else catalogue.ATTRIBUTES[attribute][0]
+shown = next(r for r in scene_records if r.attributes[attribute] != value)
+figures.counterfactual_figure(shown.scene, attribute, value, image_size,
+                              results / "figures" / "counterfactual.png")
+
+# %% [markdown]
 # One full pre-training triple and one fine-tuning record, as the MM-LLM stages read them:
 
 # %%

@@ -53,3 +53,25 @@ def class_counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def counterfactual_figure(scene, attribute: str, value: str, size: int, path: Path) -> Path:
+    """A scene, its counterfactual with one attribute changed, and the pixels that differ."""
+    from tinyemo.scenes.graph import with_attribute
+    from tinyemo.scenes.render import render_scene
+
+    before = np.asarray(render_scene(scene, size))
+    after = np.asarray(render_scene(with_attribute(scene, attribute, value), size))
+    changed = (before != after).any(axis=2).astype(float)
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+    panels = ((before, f"{attribute} = {scene.attributes[attribute]}"),
+              (after, f"{attribute} = {value}"),
+              (changed, f"pixels that differ ({100 * changed.mean():.1f}%)"))
+    for ax, (image, title) in zip(axes, panels):
+        ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0) if image.ndim == 2 else ax.imshow(image)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
