@@ -183,9 +183,11 @@ class RuleTeacher:
         key, _ = rules.key_elements(scene, label)
         middle = [self._object_sentence(describe.group_of(scene, kind), lex, rng) for kind in key[:3]]
         middle += self._setting_sentences(scene, label, lex, rng)
-        if not key:
+        named = set(key)
+        if not key:  # a corrupted label: nothing in the scene supports it
             middle.append(self._fallback_sentence(scene, lex, rng))
-        others = [g for g in describe.groups(scene) if g.kind not in key]
+            named.add(describe.groups(scene)[0].kind)
+        others = [g for g in describe.groups(scene) if g.kind not in named]
         if others and rng.random() < 0.5:
             middle.append(self._distractor_sentence(rng.choice(others), rng))
         rng.shuffle(middle)
