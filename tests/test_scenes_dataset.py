@@ -177,3 +177,18 @@ def test_reasoning_stats_measure_diversity(written):
     assert measured["key_object_mention"] == 1.0
     repeated = [finetune[0]] * len(finetune)
     assert stats.reasoning_stats(repeated, recs)["distinct_ratio"] == pytest.approx(1 / len(finetune))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("planted_biases", [{**BIAS, "emotion": "joy"}], "unknown emotion in planted_biases 'joy'; valid: amusement"),
+    ("planted_biases", [{**BIAS, "value": "pink"}], "unknown value 'pink' of attribute 'frame_color'"),
+    ("planted_biases", [BIAS, {**BIAS, "value": "olive"}], "two planted biases on attribute 'frame_color'"),
+    ("teacher", "gpt-9", "unknown teacher 'gpt-9'; valid: rule, openelm-270m-instruct"),
+])
+def test_profiles_with_bad_synthesize_parameters_are_refused(key, value, message):
+    from tinyemo import config
+
+    tree = config.render_profile("default")
+    tree["synthesize"][key] = value
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate(tree)
