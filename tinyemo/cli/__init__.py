@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("profile", "stage")
+COMMAND_MODULES = ("profile", "stage", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,80 @@
+"""Detached inference on new images: the projector's label, then the LLM's reasoning.
+
+Loads the fine-tuned MM-LLM, the Metric Projector and the vision tower they were trained
+with; encodes image files once (pooled embedding for the projector, patch grid for the
+MM-LLM) and writes, per image, the reasoning for the projector's label.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from tinyemo import paths
+from tinyemo.mmllm import artifact, infer
+
+
+class UnreadableImageError(ValueError):
+    """An input file that is not an image PIL can read."""
+
+
+@dataclass
+class Verdict:
+    image: str
+    label: str
+    score: float  # cosine between the projected image and the label's anchor
+    options: list[tuple[str, float]]  # the top labels with their scores, best first
+
+
+def read_image(path: Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableImageError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise UnreadableImageError(f"{path} is not a readable image ({err}); give PNG or JPEG files") from None
+
+
+class Explainer:
+    def __init__(self, model_dir: Path = artifact.MODEL_DIR / "finetune",
+                 projector_dir: Path = paths.MODELS / "projector" / "emoscenes",
+                 trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS):
+        from tinyemo.projector.artifact import load_projector
+        from tinyemo.vision import load_vision_tower
+
+        config = artifact.read_config(model_dir, "finetune")
+        self.projector = load_projector(projector_dir)
+        tower = self.projector.vision_tower
+        if tower and tower != config["vision_tower"]:
+            raise ValueError(f"the projector in {projector_dir} reads {tower} features but the "
+                             f"MM-LLM in {model_dir} reads {config['vision_tower']}; use a matching pair")
+        self.model, self.tokenizer, self.config = artifact.load_mmllm(
+            model_dir, trust_remote_code=trust_remote_code, base_dir=base_dir)
+        self.tower = load_vision_tower(config["vision_tower"], base_dir)
+
+    @torch.inference_mode()
+    def encode(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.tower(self.tower.preprocess(images))
+
+    def classify(self, names: list[str], pooled: torch.Tensor, k: int = 3) -> list[Verdict]:
+        ids, scores = self.projector.topk(pooled, k)
+        labels = self.projector.label_names
+        return [Verdict(name, labels[row[0]], float(vals[0]),
+                        [(labels[i], float(v)) for i, v in zip(row, vals.tolist())])
+                for name, row, vals in zip(names, ids.tolist(), scores)]
+
+    def prompt(self, verdict: Verdict) -> str:
+        return infer.detached_prompt(verdict.label, [label for label, _ in verdict.options])
+
+    def stream(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> Iterator[str]:
+        return infer.stream(self.model, self.tokenizer, self.prompt(verdict), patches,
+                            max_new_tokens, self.config.get("system_prompt"))
+
+    def reasoning(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> str:
+        return infer.generate(self.model, self.tokenizer, [self.prompt(verdict)], patches[None],
+                              max_new_tokens, 1, self.config.get("system_prompt"))[0]
