@@ -1,0 +1,73 @@
+"""The MM-LLM stages end to end (smoke profile), multi-process training, `tinyemo explain`."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import working_directory
+from tinyemo.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_pretrain_stage_trains_the_connector(smoke):
+    root = smoke.run_through("pretrain")
+    metrics = smoke.metrics("pretrain")
+    assert metrics["steps"] == 4 and metrics["records"] == 16
+    assert metrics["val_loss_after"] < metrics["val_loss_before"]
+    assert metrics["trainable_parameters"] < metrics["total_parameters"] / 5
+    assert (root / "results/pretrain/loss.csv").read_text().count("\n") == 1 + metrics["steps"]
+    model = root / "models/mmllm/pretrain"
+    assert {p.name for p in model.iterdir()} == {"mmllm.json", "weights.safetensors"}
+
+
+def test_finetune_stage_writes_the_evaluation(smoke):
+    root = smoke.run_through("finetune")
+    metrics = smoke.metrics("finetune")
+    assert metrics["steps"] == 4 and metrics["eval_images"] == 6 and metrics["base_eval_images"] == 3
+    for prefix in ("", "base_llm_"):
+        for key in ("reasoning_names_correct_emotion", "key_object_recall", "hallucination_rate",
+                    "rouge_l", "generative_label_accuracy"):
+            value = metrics[prefix + key]
+            assert value != value or 0.0 <= value <= 1.0, (prefix + key, value)  # NaN: no key objects
+    assert 0.0 <= metrics["detached_label_accuracy"] <= 1.0
+    assert (root / "results/finetune/figures/reasonings.png").stat().st_size > 10_000
+    rows = [json.loads(line) for line in (root / "results/finetune/samples.jsonl").open()]
+    assert len(rows) == 6 and all("reasoning" in row for row in rows)
+    assert not (root / "models/mmllm/finetune/checkpoints").exists()
+
+
+def test_training_runs_on_two_processes_with_accelerate(smoke, tmp_path):
+    root = smoke.run_through("pretrain")
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tinyemo.mmllm.launch",
+               "pretrain", "--max-steps", "2", "--out", str(tmp_path / "model")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["processes"] == 2 and summary["steps"] == 2 and summary["samples"] == 8
+    assert (tmp_path / "model/weights.safetensors").exists()
+
+
+def test_explain_streams_a_reasoning_and_rejects_bad_images(smoke, capsys, tmp_path):
+    root = smoke.run_through("finetune")
+    images = sorted((root / "data/emoscenes/images/test").glob("*.png"))[:2]
+    with working_directory(root):
+        assert main(["explain", *map(str, images), "--max-new-tokens", "8"]) == 0
+        out = capsys.readouterr().out
+        assert all(f"{image}: " in out for image in images)
+        assert main(["explain", str(images[0]), "--json", "--max-new-tokens", "8"]) == 0
+        record = json.loads(capsys.readouterr().out)[0]
+        assert record["label"] == record["options"][0]["label"] and len(record["options"]) == 3
+        assert isinstance(record["reasoning"], str)
+        bad = tmp_path / "broken.png"
+        bad.write_text("not an image")
+        assert main(["explain", str(bad)]) == 2
+        assert "is not a readable image" in capsys.readouterr().err
+        assert main(["explain", str(images[0]), "--model", str(tmp_path / "none")]) == 2
+        assert "run `dvc repro finetune`" in capsys.readouterr().err
