@@ -120,6 +120,13 @@ def locate_emotion6() -> Path:
         ) from None
 
 
+def describe_source(root: Path) -> str:
+    """Where `root` came from, in words that hold on any machine (no absolute path)."""
+    if os.environ.get(ENV_VAR) and Path(os.environ[ENV_VAR]) == Path(root):
+        return f"${ENV_VAR} (folder {Path(root).name}/)"
+    return f"download cache of github.com/{UPSTREAM_REPO} at {UPSTREAM_COMMIT[:12]}"
+
+
 def split_folders(root: Path) -> dict[str, Path]:
     """{"train": ..., ["test": ...]} below `root/Emotion6/images` (validation/ is ignored)."""
     images = Path(root) / IMAGES
