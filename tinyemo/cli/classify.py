@@ -1,0 +1,159 @@
+"""`tinyemo classify FILE...`: the top-k emotions of images or precomputed features."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tinyemo import paths
+from tinyemo.cli import CommandError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+FEATURE_SUFFIXES = {".pt", ".safetensors"}
+PROJECTORS = paths.MODELS / "projector"
+DEFAULT_FOR_IMAGES = PROJECTORS / "emoscenes"  # trained on the default vision tower's features
+DEFAULT_FOR_FEATURES = (PROJECTORS / "emotion6", PROJECTORS / "emoscenes")  # first that fits
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "classify",
+        help="print the top-k emotions of image files or precomputed feature files",
+        description="Classify images with the Metric Projector: each input is projected into "
+        "the LLM's token-embedding space and scored against every emotion anchor (cosine "
+        "similarity; the prediction is the nearest anchor). Inputs are image files (encoded "
+        "with the vision tower the projector was trained on, named in its config.json) or "
+        "feature files: .pt (a [D] or [N, D] tensor) or .safetensors (a tensor named "
+        "'pooled', or a single tensor).",
+        epilog="examples:\n"
+        "  tinyemo classify photo.jpg                      # models/projector/emoscenes\n"
+        "  tinyemo classify Emotion6/images/train/joy/1.pt  # the saved projector that fits\n"
+        "  tinyemo classify a.png b.png --top-k 3 --json\n"
+        "  tinyemo classify feats.pt --projector models/projector/emotion6\n\n"
+        "Without --projector, images use models/projector/emoscenes (trained on the default "
+        "vision tower's features) and feature files use the first of models/projector/emotion6 "
+        "and models/projector/emoscenes whose input width matches.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="image or feature files")
+    parser.add_argument("--projector", type=Path, default=None, metavar="DIR",
+                        help="a projector directory (default: see below)")
+    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="emotions to print (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--batch-size", type=int, default=16, help="images encoded together")
+    parser.set_defaults(handler=run)
+
+
+def _kind(path: Path) -> str:
+    if not path.is_file():
+        raise CommandError(f"{path} does not exist or is not a file")
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in FEATURE_SUFFIXES:
+        return "features"
+    raise CommandError(
+        f"{path}: unsupported file type {suffix or '(none)'}; give images "
+        f"({', '.join(sorted(IMAGE_SUFFIXES))}) or feature files (.pt, .safetensors)"
+    )
+
+
+def read_feature_file(path: Path):
+    """A [N, D] float tensor from a .pt or .safetensors feature file."""
+    import torch
+
+    try:
+        if path.suffix.lower() == ".pt":
+            value = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(path))
+            if "pooled" in tensors:
+                value = tensors["pooled"]
+            elif len(tensors) == 1:
+                value = next(iter(tensors.values()))
+            else:
+                raise CommandError(f"{path} holds tensors {sorted(tensors)}; name the features 'pooled'")
+    except CommandError:
+        raise
+    except Exception as err:
+        raise CommandError(f"{path} is not a readable feature file ({type(err).__name__}: {err})") from None
+    if not isinstance(value, torch.Tensor) or value.dim() not in (1, 2):
+        shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise CommandError(f"{path} must hold a [D] or [N, D] tensor of pooled features, got {shape}")
+    return value.float().reshape(-1, value.shape[-1])
+
+
+def _load(directory: Path):
+    from tinyemo.projector.artifact import load_projector
+
+    return load_projector(directory)
+
+
+def _choose_projector(explicit: Path | None, kinds: set[str], widths: set[int]):
+    if explicit is not None:
+        return _load(explicit)
+    if "image" in kinds:
+        return _load(DEFAULT_FOR_IMAGES)
+    for directory in DEFAULT_FOR_FEATURES:
+        if directory.is_dir():
+            artifact = _load(directory)
+            if widths <= {artifact.feature_dim}:
+                return artifact
+    raise CommandError(
+        f"no saved projector accepts features of width {sorted(widths)} (looked in "
+        f"{', '.join(str(d) for d in DEFAULT_FOR_FEATURES)}); pass --projector DIR, or run "
+        "`dvc repro projector` first"
+    )
+
+
+def _encode(artifact, images: list[Path], batch_size: int):
+    from tinyemo.vision import encode_images, load_vision_tower
+
+    tower_name = artifact.vision_tower
+    if not tower_name:
+        raise CommandError("this projector's config.json does not name its vision tower, so it "
+                           "cannot classify images; give precomputed feature files instead")
+    tower = load_vision_tower(tower_name)
+    try:
+        pooled, _ = encode_images(tower, images, batch_size)
+    except OSError as err:
+        raise CommandError(f"cannot read an image: {err}") from None
+    return pooled
+
+
+def run(args) -> int:
+    import torch
+
+    if args.top_k < 1:
+        raise CommandError("--top-k must be at least 1")
+    kinds = {path: _kind(path) for path in args.inputs}
+    features = {path: read_feature_file(path) for path, kind in kinds.items() if kind == "features"}
+    artifact = _choose_projector(args.projector, set(kinds.values()),
+                                 {tensor.shape[1] for tensor in features.values()})
+    images = [path for path, kind in kinds.items() if kind == "image"]
+    encoded = _encode(artifact, images, args.batch_size) if images else torch.empty(0)
+    names, rows = [], []
+    for path in args.inputs:
+        if kinds[path] == "image":
+            names.append(str(path))
+            rows.append(encoded[images.index(path)].unsqueeze(0))
+        else:
+            tensor = features[path]
+            names += [str(path)] if len(tensor) == 1 else [f"{path}#{i}" for i in range(len(tensor))]
+            rows.append(tensor)
+    ids, scores = artifact.topk(torch.cat(rows), args.top_k)
+    results = [
+        {"input": name, "label": artifact.label_names[int(row_ids[0])],
+         "top": [{"label": artifact.label_names[int(i)], "score": round(float(s), 4)}
+                 for i, s in zip(row_ids, row_scores)]}
+        for name, row_ids, row_scores in zip(names, ids, scores)
+    ]
+    if args.json:
+        print(json.dumps({"projector": str(args.projector or "default"), "results": results}))
+    else:
+        for result in results:
+            tops = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top"])
+            print(f"{result['input']}: {tops}")
+    return 0

@@ -1,0 +1,58 @@
+"""`tinyemo evaluate`: score a projector on an `<emotion>/<id>.pt` feature folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyemo.cli import CommandError
+
+
+def add_parser(commands) -> None:
+    import argparse
+
+    parser = commands.add_parser(
+        "evaluate",
+        help="score a projector on a folder of <emotion>/<id>.pt feature files",
+        description="Load a saved Metric Projector and score it on a folder laid out as "
+        "<emotion>/<id>.pt (the Emotion6 layout: one [D] tensor per image, D = the width of "
+        "the features the projector was trained on). Every label folder must be one of the "
+        "projector's labels. Prints top-1 and per-class accuracy.",
+        epilog="examples:\n"
+        "  tinyemo evaluate --projector models/projector/emotion6 \\\n"
+        "      --features-dir $TINYEMO_DATA_DIR/Emotion6/images/test\n"
+        "  tinyemo evaluate --projector models/projector/emotion6 --features-dir DIR --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--projector", type=Path, required=True, metavar="DIR",
+                        help="a projector directory, e.g. models/projector/emotion6")
+    parser.add_argument("--features-dir", type=Path, required=True, metavar="DIR",
+                        help="a folder of <emotion>/<id>.pt files")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object (keys: top1, n, per_class, ...)")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from tinyemo.emotion6 import read_feature_folder
+    from tinyemo.projector.artifact import load_projector
+    from tinyemo.projector.evaluate import evaluate_projector
+
+    artifact = load_projector(args.projector)
+    features = read_feature_folder(args.features_dir, artifact.label_names)
+    if features.dim != artifact.feature_dim:
+        raise CommandError(
+            f"the features in {args.features_dir} have width {features.dim} but the projector "
+            f"expects {artifact.feature_dim} ({artifact.vision_tower or 'another encoder'}); "
+            "use a projector trained on these features"
+        )
+    evaluation = evaluate_projector(artifact.model, features.pooled, features.label_ids(),
+                                    artifact.anchors, artifact.label_names)
+    result = {"projector": str(args.projector), "features_dir": str(args.features_dir),
+              **evaluation.summary()}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.features_dir}: {result['n']} images, top-1 {100 * result['top1']:.2f} %")
+    for name, accuracy in result["per_class"].items():
+        print(f"  {name:12s} {'-' if accuracy is None else f'{100 * accuracy:.2f} %'}")
+    return 0

@@ -1,0 +1,137 @@
+"""Ablations: one factor at a time around a reference configuration.
+
+The reference is the paper's configuration (`ablate.base_recipe`, default the paper recipe;
+bare label word; no synonyms; LLM input-embedding anchors; hidden width = the anchor width).
+Each *cell* varies one factor over its levels, trains once per seed on every dataset's train
+split and scores its validation split. Cells are independent: `dvc repro` runs them as the
+matrix stage `ablate-cell@<factor>` (`tinyemo ablate-run <factor>`), each writing
+`results/ablate/<factor>/metrics.json`; the `ablate` notebook gathers them into a table in
+the layout of the paper's Table VIII and bar charts.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tinyemo import paths
+from tinyemo.projector import ABLATION_FACTORS
+from tinyemo.projector.anchors import build_anchor_set
+from tinyemo.projector.evaluate import top1
+from tinyemo.projector.params import AblateParams
+from tinyemo.projector.study import load_splits, mean_std
+from tinyemo.projector.train import Recipe, train_projector
+
+FACTORS = ABLATION_FACTORS
+SYNONYM_P = 0.5  # the paper's "3 Syn." swap probability
+REFERENCE = {"template": "bare", "synonyms": False, "source": "llm"}
+
+
+def cell_path(factor: str, results: Path = paths.stage_results("ablate")) -> Path:
+    return Path(results) / factor / "metrics.json"
+
+
+def levels(params: AblateParams, factor: str) -> list:
+    table = {"loss": params.losses, "template": params.templates, "synonyms": params.synonyms,
+             "source": params.sources, "width": params.widths}
+    if factor not in table:
+        raise ValueError(f"unknown ablation factor {factor!r}; valid: {', '.join(FACTORS)}")
+    return list(table[factor])
+
+
+def is_reference(factor: str, level, base: Recipe, anchor_dim: int) -> bool:
+    if factor == "loss":
+        return level == base.loss
+    if factor == "width":
+        return level == (base.width or anchor_dim)
+    return level == REFERENCE[factor]
+
+
+def configure(factor: str, level, base: Recipe) -> tuple[Recipe, dict]:
+    """(recipe, anchor options) of one level of one factor."""
+    anchor = {"source": REFERENCE["source"], "template": REFERENCE["template"], "synonyms": False}
+    recipe = base
+    if factor == "loss":
+        recipe = base.but(loss=level)
+    elif factor == "template":
+        anchor["template"] = level
+    elif factor == "synonyms":
+        anchor["synonyms"] = bool(level)
+        recipe = base.but(synonym_p=SYNONYM_P if level else 0.0)
+    elif factor == "source":
+        anchor["source"] = level
+    elif factor == "width":
+        recipe = base.but(width=int(level))
+    else:
+        raise ValueError(f"unknown ablation factor {factor!r}; valid: {', '.join(FACTORS)}")
+    return recipe, anchor
+
+
+def run_cell(factor: str, params: AblateParams, llm: str, seed: int = 0) -> dict:
+    """Every level of one factor x every dataset x every seed: validation top-1."""
+    started = time.perf_counter()
+    data = {name: load_splits(name) for name in params.datasets}
+    base = params.base_recipe
+    result = {"factor": factor, "levels": {}, "reference": None}
+    for level in levels(params, factor):
+        recipe, anchor = configure(factor, level, base)
+        row = {}
+        for name, splits in data.items():
+            train, val = splits["train"], splits["val"]
+            anchor_set = build_anchor_set(train.label_names, anchor["source"], anchor["template"],
+                                          synonyms=anchor["synonyms"], llm=llm, seed=seed)
+            if is_reference(factor, level, base, anchor_set.dim):
+                result["reference"] = str(level)
+            scores, seconds = [], []
+            for run_seed in params.seeds:
+                trained = train_projector(train.pooled, train.label_ids(), anchor_set, recipe.but(seed=run_seed))
+                scores.append(top1(trained.model, val.pooled, val.label_ids(), anchor_set.anchors))
+                seconds.append(trained.seconds)
+            row[name] = {"val_top1": mean_std(scores), "train_seconds": float(np.mean(seconds))}
+        result["levels"][str(level)] = row
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def write_cell(result: dict, path: Path | None = None) -> Path:
+    path = path or cell_path(result["factor"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def read_cell(factor: str, results: Path = paths.stage_results("ablate")) -> dict | None:
+    path = cell_path(factor, results)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def within_noise(a: dict, b: dict, n_seeds: int) -> bool | None:
+    """Whether two mean ± std results differ by less than two standard errors of the
+    difference over seeds; None with a single seed (no estimate of the noise)."""
+    if n_seeds < 2:
+        return None
+    se = np.sqrt((a["std"] ** 2 + b["std"] ** 2) / n_seeds)
+    return abs(a["mean"] - b["mean"]) < 2 * se
+
+
+def table_rows(cells: dict[str, dict], datasets: Sequence[str], n_seeds: int) -> list[list[str]]:
+    """Rows `factor | level | per dataset: mean ± std (Δ vs reference, * = beyond seed noise)`."""
+    rows = []
+    for factor, cell in cells.items():
+        reference = cell["levels"].get(cell.get("reference") or "")
+        for level, row in cell["levels"].items():
+            label = f"{level} (reference)" if level == cell.get("reference") else level
+            values = []
+            for name in datasets:
+                score = row[name]["val_top1"]
+                text = f"{100 * score['mean']:.2f} ± {100 * score['std']:.2f}"
+                if reference is not None and level != cell.get("reference"):
+                    delta = 100 * (score["mean"] - reference[name]["val_top1"]["mean"])
+                    noise = within_noise(score, reference[name]["val_top1"], n_seeds)
+                    text += f" ({delta:+.2f}{'*' if noise is False else ''})"
+                values.append(text)
+            rows.append([factor, label, *values])
+    return rows
