@@ -103,3 +103,31 @@ def test_unknown_tower_lists_valid_names():
 def test_encode_images_refuses_an_empty_list():
     with pytest.raises(ValueError, match="at least one image"):
         encode_images(load_vision_tower("tiny-random-cnn"), [], batch_size=4)
+
+
+@pytest.mark.slow
+def test_clip_tower_uses_quick_gelu_and_the_penultimate_block(monkeypatch):
+    import open_clip
+    from open_clip.transformer import QuickGELU
+
+    build, seen = open_clip.create_model_and_transforms, {}
+
+    def without_download(arch, pretrained=None, **kwargs):
+        seen.update(arch=arch, pretrained=pretrained, **kwargs)
+        return build(arch, pretrained=None, **kwargs)  # same architecture, random weights
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", without_download)
+    tower = load_vision_tower("clip-vit-b-16")
+    assert seen == {"arch": "ViT-B-16", "pretrained": "openai", "force_quick_gelu": True}
+    assert isinstance(tower.visual.transformer.resblocks[0].mlp.gelu, QuickGELU)
+
+    captured = {}
+    tower.visual.transformer.resblocks[-2].register_forward_hook(
+        lambda module, args, output: captured.setdefault("penultimate", output)
+    )
+    pixels = tower.preprocess([Image.new("RGB", (300, 200), "orange")])
+    with torch.inference_mode():
+        pooled, patches = tower(pixels)
+        assert torch.allclose(pooled, tower.visual(pixels), atol=1e-5)
+    assert pooled.shape == (1, 512) and patches.shape == (1, 196, 768)
+    assert torch.allclose(patches, captured["penultimate"][:, 1:], atol=1e-5)

@@ -18,8 +18,11 @@ class OpenClipTower(VisionTower):
 
         super().__init__(spec)
         arch = spec.source.removeprefix("open_clip ")
+        # OpenAI's weights were trained with QuickGELU; open_clip 3 only warns when the
+        # architecture's default GELU is used with them, and the features come out wrong.
+        quick_gelu = bool(open_clip.get_pretrained_cfg(arch, spec.pretrained).get("quick_gelu"))
         model, _, self.transform = open_clip.create_model_and_transforms(
-            arch, pretrained=spec.pretrained
+            arch, pretrained=spec.pretrained or None, force_quick_gelu=quick_gelu
         )
         self.visual = model.visual
         self.freeze()
