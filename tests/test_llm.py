@@ -97,3 +97,25 @@ def test_prepare_tiny_records_its_config(tmp_path):
     assert manifest["seed"] == llm.TINY_RANDOM_SEED
     assert manifest["config"]["hidden_size"] == 64
     assert (tmp_path / "tiny" / "manifest.json").exists()
+
+
+def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
+    import transformers
+
+    bare = llm.tiny_tokenizer()
+    bare.chat_template, bare.pad_token = None, None
+    asked = []
+
+    def from_pretrained(name, **kwargs):
+        asked.append((name, kwargs))
+        return bare
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
+    tokenizer = llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)
+    assert asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True})]
+    assert tokenizer.pad_token == tokenizer.eos_token
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "joy"}],
+        tokenize=False,
+    )
+    assert prompt == "USER: hi ASSISTANT: joy<|im_end|>"
