@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tinyemo.projector.evaluate import nearest_anchor, project
@@ -105,7 +106,7 @@ def load_projector(directory: str | Path) -> ProjectorArtifact:
         model.load_state_dict(load_file(str(directory / WEIGHTS)))
         anchors = load_file(str(directory / ANCHORS))["anchors"]
         label_names = tuple(config["label_names"])
-    except (OSError, KeyError, TypeError, RuntimeError, json.JSONDecodeError) as err:
+    except (OSError, KeyError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as err:
         raise ProjectorLoadError(f"the projector in {directory} is unreadable or inconsistent: {err}") from None
     if anchors.shape != (len(label_names), model.out_dim):
         raise ProjectorLoadError(f"{directory}: anchors {list(anchors.shape)} do not match the "

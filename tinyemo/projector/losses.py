@@ -8,7 +8,8 @@ synonym's), `labels [B]` (label ids) and `class_anchors [K, d]` (the label set's
   its anchor and never pushes it away from the others.
 - `ntxent`: pytorch-metric-learning's `NTXentLoss(temperature=0.07)` with the images as
   embeddings and the batch's target anchors as the reference set; an image and an anchor
-  with the same label are a positive pair, every other pair a negative.
+  with the same label are a positive pair (its own anchor included), every other pair a
+  negative.
 - `infonce` (tau 0.1): for each image one positive, its own target anchor, and as negatives
   the anchors of the *other* labels: `-log(exp(s+/tau) / (exp(s+/tau) + sum_neg exp(s-/tau)))`,
   i.e. a softmax cross-entropy over the label set with the own column replaced by the target.
@@ -36,7 +37,11 @@ def ntxent_loss(projected, targets, labels, class_anchors=None,
                 temperature: float = NTXENT_TEMPERATURE) -> torch.Tensor:
     from pytorch_metric_learning.losses import NTXentLoss
 
-    return NTXentLoss(temperature=temperature)(projected, labels, ref_emb=targets, ref_labels=labels)
+    # A *copy* of the labels: pytorch-metric-learning drops the diagonal pairs when
+    # `ref_labels is labels`, which would drop each image's pair with its own anchor (as
+    # upstream's call did, leaving only other same-label images' anchors as positives).
+    return NTXentLoss(temperature=temperature)(projected, labels, ref_emb=targets,
+                                               ref_labels=labels.clone())
 
 
 def infonce_loss(projected, targets, labels, class_anchors,

@@ -1,0 +1,125 @@
+"""Anchors: BOS and mask handling, templates, synonyms (training only), sources, errors."""
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tinyemo.projector.anchors import (
+    KNOWN_LABELS, SYNONYMS, TEMPLATES, AnchorError, AnchorSet, build_anchor_set,
+    embedding_table_encoder, random_encoder, template_texts, text_encoder,
+)
+from tinyemo.taxonomy import EKMAN6, MIKELS8, UNBIASED6
+
+WEIGHT = torch.randn(20, 8, generator=torch.Generator().manual_seed(0))
+
+
+class FakeTokenizer:
+    """Word ids 3.. by position in a tiny vocabulary; BOS id 1 added only if `adds_bos`."""
+
+    vocab = {"joy": 3, "fear": 4, "a": 5, "scene": 6, "of": 7, "deep": 8}
+
+    def __init__(self, bos_token_id=1, adds_bos=False):
+        self.bos_token_id, self.adds_bos = bos_token_id, adds_bos
+
+    def __call__(self, text, add_special_tokens=True):
+        ids = [self.vocab[word] for word in text.split()]
+        if add_special_tokens and self.adds_bos:
+            ids = [self.bos_token_id] + ids
+        return {"input_ids": ids}
+
+
+def expected(rows):
+    return F.normalize(WEIGHT[rows].mean(dim=0), dim=0)
+
+
+@pytest.mark.parametrize("adds_bos", [False, True])
+def test_bos_is_included_exactly_once(adds_bos):
+    encode = embedding_table_encoder(FakeTokenizer(adds_bos=adds_bos), WEIGHT)
+    torch.testing.assert_close(encode(["joy"])[0], expected([1, 3]))
+
+
+def test_no_bos_token_means_word_rows_only():
+    encode = embedding_table_encoder(FakeTokenizer(bos_token_id=None), WEIGHT)
+    torch.testing.assert_close(encode(["a scene"])[0], expected([5, 6]))
+
+
+def test_padding_is_masked_out():
+    encode = embedding_table_encoder(FakeTokenizer(), WEIGHT)
+    together = encode(["joy", "a scene of deep fear"])
+    torch.testing.assert_close(together[0], encode(["joy"])[0])
+    torch.testing.assert_close(together[1], expected([1, 5, 6, 7, 8, 4]))
+    torch.testing.assert_close(together.norm(dim=1), torch.ones(2))
+
+
+def test_templates_and_ensembles():
+    assert template_texts("joy", "bare") == ["joy"]
+    assert template_texts("joy", "scene-evoking-viewers") == ["a scene evoking joy to viewers"]
+    assert len(TEMPLATES) == 6
+    encoder = random_encoder(16)
+    single = build_anchor_set(["joy"], "random", "scene", encoder=encoder).anchors
+    ensemble = build_anchor_set(["joy"], "random", ["bare", "scene"], encoder=encoder).anchors
+    torch.testing.assert_close(ensemble[0], F.normalize(encoder(["joy"])[0] + single[0], dim=0))
+
+
+def test_every_taxonomy_label_has_three_distinct_synonyms():
+    assert set(EKMAN6) | set(MIKELS8) | set(UNBIASED6) == set(KNOWN_LABELS) == set(SYNONYMS)
+    for label, words in SYNONYMS.items():
+        assert len(set(words)) == 3 and label not in words
+
+
+def test_synonyms_swap_only_in_training_targets():
+    anchor_set = build_anchor_set(EKMAN6, "random", synonyms=True, encoder=random_encoder(16))
+    assert anchor_set.anchors.shape == (6, 16) and anchor_set.synonyms.shape == (6, 3, 16)
+    labels = torch.arange(6).repeat(50)
+    generator = torch.Generator().manual_seed(0)
+    never = anchor_set.training_targets(labels, 0.0, generator)
+    torch.testing.assert_close(never, anchor_set.anchors[labels])
+    always = anchor_set.training_targets(labels, 1.0, generator)
+    assert not torch.isclose(always, anchor_set.anchors[labels]).all(dim=1).any()
+    half = anchor_set.training_targets(labels, 0.5, generator)
+    swapped = (~torch.isclose(half, anchor_set.anchors[labels]).all(dim=1)).float().mean()
+    assert 0.35 < swapped < 0.65
+    # Prediction uses `anchors` only: the label words, never a synonym.
+    plain = build_anchor_set(EKMAN6, "random", encoder=random_encoder(16))
+    torch.testing.assert_close(plain.anchors, anchor_set.anchors)
+
+
+def test_random_source_is_fixed_per_text_and_seed():
+    a, b = random_encoder(32, seed=0), random_encoder(32, seed=1)
+    torch.testing.assert_close(a(["joy", "fear"]), a(["joy", "fear"]))
+    assert not torch.allclose(a(["joy"]), b(["joy"]))
+    assert abs(float(a(["joy"])[0] @ a(["fear"])[0])) < 0.6
+
+
+def test_subset_keeps_rows_in_order():
+    anchor_set = build_anchor_set(EKMAN6, "random", synonyms=True, encoder=random_encoder(8))
+    sub = anchor_set.subset(["sadness", "anger"])
+    torch.testing.assert_close(sub.anchors, anchor_set.anchors[[4, 0]])
+    torch.testing.assert_close(sub.synonyms, anchor_set.synonyms[[4, 0]])
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(AnchorError, match="unknown emotion label.*'happyness'.*anger"):
+        build_anchor_set(["joy", "happyness"], "random")
+    with pytest.raises(AnchorError, match="unknown template.*valid: bare"):
+        template_texts("joy", "a-photo")
+    with pytest.raises(AnchorError, match="unknown anchor source 'clip'"):
+        text_encoder("clip", "tiny-random-llama")
+
+
+def test_llm_source_reads_the_embedding_table_with_bos():
+    from tinyemo.llm import load_embedding_table
+
+    tokenizer, weight = load_embedding_table("tiny-random-llama")
+    anchors = build_anchor_set(["joy"], "llm", llm="tiny-random-llama").anchors
+    ids = tokenizer("joy", add_special_tokens=True)["input_ids"]
+    rows = ids if ids[0] == tokenizer.bos_token_id else [tokenizer.bos_token_id] + ids
+    torch.testing.assert_close(anchors[0], F.normalize(weight[rows].mean(dim=0), dim=0))
+    assert anchors.shape == (1, 64)
+
+
+def test_sentence_source_loads_offline_and_separates_meanings():
+    anchor_set = build_anchor_set(["joy", "sadness", "fear"], "sentence")
+    assert anchor_set.anchors.shape == (3, 384)
+    encode = text_encoder("sentence")
+    happiness = encode(["happiness"])[0]
+    assert happiness @ anchor_set.anchors[0] > happiness @ anchor_set.anchors[2]
