@@ -91,3 +91,24 @@ def test_bad_inputs_name_the_problem():
     with pytest.raises(assoc.AssociationError, match="use at least 240"):
         assoc.associate(x, np.zeros(10, int), np.zeros(10, int), ["a", "b"], EMOTIONS,
                         n_permutations=100)
+
+
+def test_null_predictors_demand_more_than_any_direction():
+    # Every predictor carries the same real push toward e1 (like every direction of a
+    # projected space carries the image): the shuffle test flags them all, but a concept no
+    # more associated than the meaningless null predictors is not credited.
+    rng = np.random.default_rng(4)
+    true, pred = _labels(rng, 400)
+    signal = rng.standard_normal(400)
+    pred = np.where((signal > 0.8) & (rng.random(400) < 0.6), 1, pred)
+    mix = lambda n: 0.5 * signal[:, None] + rng.standard_normal((400, n))  # noqa: E731
+    x, null = mix(3), mix(1000)
+    x[:, 0] = signal  # a concept that *is* the push: more associated than any null phrase
+    names = ["exact", "mixed1", "mixed2"]
+    plain = assoc.associate(x, true, pred, names, EMOTIONS, n_permutations=2000)
+    strict = assoc.associate(x, true, pred, names, EMOTIONS, n_permutations=2000, null=null)
+    assert set(plain[plain.flagged].predictor) == {"exact", "mixed1", "mixed2"}
+    assert list(strict[strict.flagged].predictor) == ["exact"]
+    assert (strict.p >= strict.p_null).all()
+    with pytest.raises(assoc.AssociationError, match="100 null predictors are too few"):
+        assoc.associate(x, true, pred, names, EMOTIONS, n_permutations=2000, null=null[:, :100])

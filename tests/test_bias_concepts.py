@@ -5,7 +5,7 @@ import torch
 from tinyemo.bias import concepts, scores
 from tinyemo.projector.anchors import build_anchors
 
-TINY = {"source": "llm", "template": "image-expressing", "llm": "tiny-random-llama"}
+TINY = {"anchor_source": "llm", "template": "image-expressing", "llm": "tiny-random-llama"}
 
 
 def test_default_bank_has_every_group_and_no_duplicates():
@@ -54,7 +54,7 @@ def test_concept_anchors_are_built_like_emotion_anchors():
     emotion = build_anchors(["fear"], "llm", "image-expressing", llm="tiny-random-llama")
     assert torch.allclose(anchors[0], emotion[0], atol=1e-6)
     with pytest.raises(concepts.ConceptBankError, match="lacks \\['template'\\]"):
-        concepts.concept_anchors(bank, {"source": "llm", "llm": "tiny-random-llama"})
+        concepts.concept_anchors(bank, {"anchor_source": "llm", "llm": "tiny-random-llama"})
 
 
 def test_scores_are_normalised_per_concept_and_residualised():

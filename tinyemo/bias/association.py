@@ -22,6 +22,16 @@ every push away from one emotion is a push toward another. Each pair's p is
 (1 + #{T_perm >= T}) / (1 + B). p-values are then corrected for the number of pairs tested,
 by Benjamini-Hochberg (false discovery rate, the default) or Holm (family-wise error); both
 keep the chance of flagging anything at all under a complete null at most alpha.
+
+Concepts get a second null. A concept's score can predict the prediction without its
+*meaning* playing any part (every direction of the projected space carries some of the
+image), so a concept is only credited when it also beats meaningless phrases: `null` holds
+the scores of random phrases built the same way, and a concept pair's specificity p-value
+is the upper tail of its partial r under a normal fitted to the null phrases' partial r for
+that emotion (the partial r of many phrases is close to normal; the fit resolves p-values
+below 1/R, which the correction for hundreds of pairs needs). The p-value reported is
+the larger of the two (an intersection-union test: significant only if both nulls are
+rejected).
 """
 from __future__ import annotations
 
@@ -29,9 +39,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
+from scipy import sparse, stats
 
 CORRECTIONS = ("bh", "holm")
+MIN_NULL = 200  # null predictors needed to fit the null's mean and spread
 
 
 class AssociationError(ValueError):
@@ -129,6 +140,24 @@ def adjust_pvalues(pvalues: np.ndarray, method: str = "bh") -> np.ndarray:
     return out.reshape(np.shape(pvalues))
 
 
+def partial_correlations(xc: np.ndarray, yc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(T, rate shift, partial r) [M, K] from predictors and hits both centred within strata."""
+    statistic = xc.T @ yc
+    x_var = (xc ** 2).sum(axis=0)[:, None]
+    y_var = (yc ** 2).sum(axis=0)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(x_var > 0, statistic / x_var, 0.0)
+        partial_r = np.where((x_var > 0) & (y_var > 0), statistic / np.sqrt(x_var * y_var), 0.0)
+    return statistic, shift, partial_r
+
+
+def specificity_pvalues(partial_r: np.ndarray, null_r: np.ndarray) -> np.ndarray:
+    """p [M, K]: upper normal tail of each partial r among the null predictors' (`null_r`
+    [R, K]); the normal fit lets a few thousand null phrases resolve p-values far below 1/R."""
+    mean, spread = null_r.mean(axis=0), null_r.std(axis=0, ddof=1)
+    return stats.norm.sf((partial_r - mean[None, :]) / np.where(spread > 0, spread, 1.0)[None, :])
+
+
 def check_resolution(n_permutations: int, n_tests: int, alpha: float) -> None:
     """Refuse a permutation count whose smallest p could never survive the correction."""
     needed = int(np.ceil(n_tests / alpha))
@@ -163,12 +192,14 @@ def associate(
     correction: str = "bh",
     alpha: float = 0.05,
     seed: int = 0,
+    null: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per (predictor, emotion): effect sizes, evidence counts, p, adjusted q, flag.
 
     `x` [N, M] holds the predictors (z-scored concept scores or 0/1 group indicators),
-    `true` and `pred` [N] label ids into `label_names`. Rows are sorted flagged first, then
-    by the size of the shift.
+    `true` and `pred` [N] label ids into `label_names`; `null` [N, R] optional scores of
+    meaningless predictors (see the module doc). Rows are sorted flagged first, then by the
+    size of the effect.
     """
     x = np.asarray(x, dtype=np.float64)
     true, pred = np.asarray(true), np.asarray(pred)
@@ -179,14 +210,16 @@ def associate(
 
     hits = one_hot(pred, n_labels)
     xc, yc = centre_within(x, true), centre_within(hits, true)
-    statistic = xc.T @ yc
-    x_var = (xc ** 2).sum(axis=0)[:, None]
-    y_var = (yc ** 2).sum(axis=0)[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(x_var > 0, statistic / x_var, 0.0)
-        partial_r = np.where((x_var > 0) & (y_var > 0), statistic / np.sqrt(x_var * y_var), 0.0)
+    _, shift, partial_r = partial_correlations(xc, yc)
     check_resolution(n_permutations, x.shape[1] * n_labels, alpha)
     pvalues = permutation_pvalues(xc, hits, true, n_permutations, seed)
+    if null is not None:
+        if null.shape[1] < MIN_NULL:
+            raise AssociationError(f"{null.shape[1]} null predictors are too few to fit their "
+                                   f"spread; give at least {MIN_NULL}")
+        null_r = partial_correlations(centre_within(np.asarray(null, dtype=np.float64), true), yc)[2]
+        specific = specificity_pvalues(partial_r, null_r)
+        pvalues = np.maximum(pvalues, specific)
     qvalues = adjust_pvalues(pvalues, correction)
 
     # Evidence: among the images "high" on x (the group, or the top quartile of a score), how
@@ -206,6 +239,8 @@ def associate(
         "p": pvalues.ravel(),
         "q": qvalues.ravel(),
     })
+    if null is not None:
+        table.insert(table.columns.get_loc("p"), "p_null", specific.ravel())
     table["flagged"] = table["q"] <= alpha
     return rank(table)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import yaml
@@ -111,16 +112,34 @@ def load_concept_bank(extra: str | Path | None = None) -> ConceptBank:
     return bank.merged(read_concept_file(extra)) if extra else bank
 
 
-def concept_anchors(bank: ConceptBank, config: dict, seed: int = 0) -> torch.Tensor:
-    """`[C, d]` unit anchors of the bank's concepts, built like a projector artifact's anchors.
+def null_phrases(n: int, seed: int = 0) -> list[str]:
+    """`n` distinct meaningless phrases: one or two random lowercase letter strings of 3-9
+    letters. Under the same template they are the null a meaningful concept must beat."""
+    import numpy as np
 
-    `config` is the artifact's config: its anchor `source`, `template` and `llm` are reused,
+    rng = np.random.default_rng([seed, 0x5EED])
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    phrases: dict[str, None] = {}
+    while len(phrases) < n:
+        words = ["".join(rng.choice(letters, int(rng.integers(3, 10)))) for _ in range(int(rng.integers(1, 3)))]
+        phrases[" ".join(words)] = None
+    return list(phrases)
+
+
+def concept_anchors(bank: ConceptBank | Sequence[str], config: dict, seed: int = 0,
+                    chunk: int = 2048) -> torch.Tensor:
+    """`[C, d]` unit anchors of the concepts (a bank or a list of phrases), built like a
+    projector artifact's anchors (in chunks, so many phrases fit in memory).
+
+    `config` is the artifact's config: its `anchor_source`, `template` and `llm` are reused,
     so concept anchors live in exactly the space the projector was trained against.
     """
     from tinyemo.projector.anchors import encode_words, text_encoder
 
-    missing = [key for key in ("source", "template", "llm") if key not in config]
+    missing = [key for key in ("anchor_source", "template", "llm") if key not in config]
     if missing:
         raise ConceptBankError(f"the projector config lacks {missing}; cannot build concept anchors like its own")
-    encoder = text_encoder(config["source"], config["llm"], seed)
-    return encode_words(encoder, list(bank.concepts), config["template"])
+    encoder = text_encoder(config["anchor_source"], config["llm"], seed)
+    texts = list(bank.concepts) if isinstance(bank, ConceptBank) else list(bank)
+    return torch.cat([encode_words(encoder, texts[i:i + chunk], config["template"])
+                      for i in range(0, len(texts), chunk)])
