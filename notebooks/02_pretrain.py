@@ -46,14 +46,14 @@ threads = 2
 vision_tower = "efficientnet-lite0"
 llm = "smollm2-135m-instruct"
 trust_remote_code = False
-n_records = 320
+n_records = 96
 epochs = 1
 batch_size = 8
 lr = 1.0e-3
 warmup_ratio = 0.03
 max_length = 256
 checkpoint_every = 25
-system_prompt = None
+system_prompt = ""
 connector = "mlp2x_gelu"
 n_val_records = 32
 

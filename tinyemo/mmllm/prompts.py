@@ -26,7 +26,7 @@ class Encoded:
 
 def to_messages(conversations: list[dict], system_prompt: str | None = None) -> list[dict]:
     """LLaVA turns ({from, value}) as chat messages ({role, content})."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     for turn in conversations:
         speaker = turn.get("from", turn.get("role"))
         if speaker not in ROLES:
