@@ -48,7 +48,7 @@ n_permutations = 20000
 residualise = True
 n_null_phrases = 2000
 top_k = 5
-analysis_splits = ["test"]
+analysis_splits = ["val", "test"]
 extra_concepts = None
 n_counterfactual = 100
 batch_size = 32
@@ -146,22 +146,29 @@ display(control.groups.head(5))
 # %% [markdown]
 # ## Counterfactual probe
 #
-# For each planted bias, test scenes lacking the attribute value are rendered again with
-# it (only the frame or corner-mark pixels change). Both projectors classify both versions.
+# For each planted bias, and for each group pair either projector flags, test scenes
+# lacking the attribute value are rendered again with it (only the frame or corner-mark
+# pixels change), and both projectors classify both versions. A flagged pair whose
+# counterfactual moves predictions toward its emotion is a real dependence of the model on
+# the attribute, whether or not anyone planted it.
 
 # %%
 step = time.perf_counter()
 test_ids, test_pooled, _, test_records = emoscenes_splits(["test"])
-flips = {}
-for bias in planted:
-    pairs = encode_pairs(tower, [r.scene for r in test_records], bias["attribute"], bias["value"],
+suspects = {(b["attribute"], b["value"], b["emotion"]): True for b in planted}
+for table in (biased.groups, control.groups):
+    for row in table[table.flagged].head(top_k).itertuples():
+        attribute, value = row.predictor.split("=", 1)
+        suspects.setdefault((attribute, value, row.emotion), False)
+flips, probes = {}, {}
+for (attribute, value, emotion), is_planted in suspects.items():
+    pairs = encode_pairs(tower, [r.scene for r in test_records], attribute, value,
                          synthesize.image_size, batch_size, pooled=test_pooled, limit=n_counterfactual)
-    flips[f"{bias['attribute']}={bias['value']} -> {bias['emotion']}"] = {
-        "biased": flip_rates(projector, pairs, bias["emotion"]),
-        "control": flip_rates(control_projector, pairs, bias["emotion"]),
-    }
+    rates = {"biased": flip_rates(projector, pairs, emotion),
+             "control": flip_rates(control_projector, pairs, emotion)}
+    (flips if is_planted else probes)[f"{attribute}={value} -> {emotion}"] = rates
 timings["counterfactual_seconds"] = round(time.perf_counter() - step, 1)
-flips
+{"planted": flips, "other flagged pairs": probes}
 
 # %% [markdown]
 # ## What raw concept scores would say
@@ -202,6 +209,7 @@ metrics = {
     "planted_biases": len(planted),
     "alpha": alpha,
     "correction": correction,
+    "top_k": top_k,
     "n_analysed": len(ids),
     "top1_biased": round(biased.accuracy, 4),
     "top1_control": round(control.accuracy, 4),
@@ -220,11 +228,13 @@ metrics = {
     "emotion6_concept_flags": int(emotion6.concepts.flagged.sum()),
     "n_reencoded_control": n_reencoded,
     "counterfactual": flips,
+    "counterfactual_flagged": probes,
     "emotion6_top": emotion6.concepts.head(5)[["predictor", "emotion", "rate_shift", "q"]].to_dict("records"),
     **timings,
 }
 image_paths = {r.id: r.image_path() for r in records}
-report = write_report(out, metrics=metrics, emoscenes=biased, control=control, raw=raw, flips=flips,
+report = write_report(out, metrics=metrics, emoscenes=biased, control=control, raw=raw,
+                      flips={**flips, **{f"{k} (not planted)": v for k, v in probes.items()}},
                       emotion6=emotion6, image_paths=image_paths, correction=correction, alpha=alpha,
                       k=report_rows, n_examples=n_examples)
 biased.groups.to_csv(out / "groups_biased.csv", index=False)

@@ -3,8 +3,9 @@
 Two lenses rank (predictor, emotion) pairs with the same stratified permutation test
 (`tinyemo.bias.association`):
 - the **concept lens** (the paper's idea): z-scored concept scores of the projected images,
-  net of the emotion scores (see `tinyemo.bias.scores`); it needs nothing but the projector
-  and a list of words, so it also runs on real data with no metadata;
+  net of the emotion scores (see `tinyemo.bias.scores`), credited only when a concept beats
+  meaningless phrases built the same way; it needs nothing but the projector and a list of
+  words, so it also runs on real data with no metadata;
 - the **group lens**: 0/1 indicators `attribute=value` from per-image metadata, when the
   images have some (EmoScenes records its rule-irrelevant attributes).
 """

@@ -13,7 +13,7 @@ class BiasParams(Section):
     residualise: bool = True  # concept scores net of the emotion scores
     n_null_phrases: int = Field(2000, ge=200)  # meaningless phrases a concept must out-associate
     top_k: int = Field(5, ge=1)  # planted biases must rank among the top-k flagged pairs
-    analysis_splits: list[Literal["val", "test"]] = ["test"]  # unbiased EmoScenes splits analysed
+    analysis_splits: list[Literal["val", "test"]] = ["val", "test"]  # unbiased EmoScenes splits analysed
     extra_concepts: str | None = None  # a .yaml or .txt file of concepts added to the bank
     n_counterfactual: int = Field(100, ge=1)  # test scenes per planted bias in the probe
     batch_size: int = Field(32, ge=1)  # vision-tower batch size

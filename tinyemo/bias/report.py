@@ -129,7 +129,9 @@ true label; *partial r* is the same association as a correlation; *high: pred e 
 counts the images in the group (for a concept: its top quartile) predicted *emotion*,
 against the count their true labels alone predict; *p* is a one-sided permutation p-value
 (predictions shuffled within true-label strata), *q* the p-value corrected for every pair
-tested ({correction}); a pair is flagged when q <= {alpha}.
+tested ({correction}); a pair is flagged when q <= {alpha}. A strong bias can also show as
+its mirror (the other values of the attribute lean toward the other emotions): read such a
+pair next to the one it mirrors before acting on it.
 """
 
 
@@ -164,8 +166,9 @@ def write_report(out: Path, *, metrics: dict, emoscenes: Findings, control: Find
             parts.append(f"Examples for `{row.predictor}` -> {row.emotion}:\n\n![examples](figures/{figure.name})\n")
 
     if flips:
-        parts.append("### Counterfactual probe\n\nThe same scenes rendered with and without the planted "
-                     "attribute value; how often the prediction flips, and flips toward the emotion.\n")
+        parts.append("### Counterfactual probe\n\nThe same test scenes rendered with and without the "
+                     "attribute value of each planted bias and of each flagged pair; how often each "
+                     "projector's prediction flips, and flips toward the emotion.\n")
         parts.append(flip_markdown(flips) + "\n")
         plot_flip_rates(flips, figures / "flip_rates.png")
         parts.append("![flip rates](figures/flip_rates.png)\n")
