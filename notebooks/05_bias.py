@@ -126,8 +126,10 @@ display(biased.groups.head(report_rows))
 # The planted attribute is re-drawn uniformly for every training image a bias could have
 # touched (those labelled with a planted emotion); only the images whose value changes are
 # rendered and encoded again. A projector is then trained on it with the analysed
-# projector's recipe and anchors, and analysed on the same images. Any pair it flags is a
-# false alarm of the method.
+# projector's recipe and anchors, and analysed on the same images. A pair it flags is either
+# a false alarm of the method or a dependence of the model on the attribute that does not
+# come from a training correlation (e.g. an encoder that reads global colour); the
+# counterfactual probe below tells the two apart.
 
 # %%
 step = time.perf_counter()
