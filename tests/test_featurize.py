@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from tinyemo import featurize
 from tinyemo.features import load_features
@@ -15,7 +16,9 @@ def features_stage(smoke):
 def test_features_stage_writes_every_split(features_stage):
     root, metrics = features_stage
     assert metrics["profile"] == "smoke" and metrics["vision_tower"] == "tiny-random-cnn"
-    for split, n in (("train", 64), ("val", 24), ("test", 24)):
+    sizes = yaml.safe_load((root / "params.yaml").read_text())["synthesize"]
+    for split in ("train", "val", "test"):
+        n = sizes[f"n_{split}"]
         summary = metrics["emoscenes"][split]
         assert summary["n"] == n and sum(summary["per_class"].values()) == n
         assert (summary["pooled_dim"], summary["patch_tokens"], summary["patch_dim"]) == (32, 16, 16)
@@ -52,5 +55,6 @@ def test_missing_images_say_how_to_regenerate(tmp_path):
 def test_images_listed_but_absent_are_named(features_stage, tmp_path):
     root, _ = features_stage
     (tmp_path / "scenes.jsonl").write_text((root / "data/emoscenes/scenes.jsonl").read_text())
-    with pytest.raises(FileNotFoundError, match=r"64 train images listed in scenes.jsonl are missing"):
+    n_train = yaml.safe_load((root / "params.yaml").read_text())["synthesize"]["n_train"]
+    with pytest.raises(FileNotFoundError, match=rf"{n_train} train images listed in scenes.jsonl are missing"):
         featurize.encode_emoscenes(None, "train", 4, root=tmp_path)
