@@ -185,21 +185,24 @@ timings["counterfactual_seconds"] = round(time.perf_counter() - step, 1)
 raw_settings = Settings(**{**settings.__dict__, "residualise": False})
 raw = {name: analyse(name, model, pooled, labels, ids, bank, anchors, raw_settings)
        for name, model in (("biased", projector), ("control", control_projector))}
-{name: int(f.concepts.flagged.sum()) for name, f in raw.items()}
 
 # %% [markdown]
 # ## Emotion6: real photographs, no ground truth
 #
 # Upstream's CLIP ViT-L/14 features of Emotion6 carry no metadata, so only the concept lens
-# applies; what it flags are candidates for a person to check against the images.
+# applies; what it flags are candidates for a person to check against the images. The naive
+# lens is run too, to show what it would have claimed.
 
 # %%
 emotion6_projector = load_projector(paths.MODELS / "projector" / "emotion6")
 emotion6_features = load_features("emotion6", emotion6_split)
-emotion6 = analyse("emotion6", emotion6_projector, emotion6_features.pooled, emotion6_features.labels,
-                   emotion6_features.ids, bank, concept_anchors(bank, emotion6_projector.config, seed),
-                   settings, null_anchors=concept_anchors(nulls, emotion6_projector.config, seed))
+emotion6_inputs = (emotion6_projector, emotion6_features.pooled, emotion6_features.labels,
+                   emotion6_features.ids, bank, concept_anchors(bank, emotion6_projector.config, seed))
+emotion6 = analyse("emotion6", *emotion6_inputs, settings,
+                   null_anchors=concept_anchors(nulls, emotion6_projector.config, seed))
+raw["Emotion6"] = analyse("emotion6", *emotion6_inputs, raw_settings)
 display(emotion6.concepts.head(report_rows))
+{name: int(f.concepts.flagged.sum()) for name, f in raw.items()}
 
 # %% [markdown]
 # ## Scores on known truth and the report
@@ -228,6 +231,7 @@ metrics = {
     "flip_any_biased": round(sum(f["biased"]["flip_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
     "flip_any_control": round(sum(f["control"]["flip_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
     "emotion6_concept_flags": int(emotion6.concepts.flagged.sum()),
+    "emotion6_raw_concept_flags": int(raw["Emotion6"].concepts.flagged.sum()),
     "n_reencoded_control": n_reencoded,
     "counterfactual": flips,
     "counterfactual_flagged": probes,

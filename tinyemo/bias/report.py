@@ -52,7 +52,7 @@ def plot_top_shifts(tables: dict[str, pd.DataFrame], path: Path, k: int = 10) ->
     ax.set_yticklabels([f"{p} -> {e}" for p, e in keys])
     ax.invert_yaxis()
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("shift of P(pred = emotion) beyond the true label (percentage points; hatched = flagged)")
+    ax.set_xlabel("shift of P(pred = emotion) beyond the true label\n(percentage points; hatched = flagged)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -180,12 +180,15 @@ def write_report(out: Path, *, metrics: dict, emoscenes: Findings, control: Find
 
     parts.append("## The concept lens\n\nConcept anchors are built like the emotion anchors (same "
                  "embedding table and template); concept scores are z-scored per concept and taken net "
-                 "of the images' emotion scores. Top concept pairs of the biased projector:\n")
+                 "of the images' emotion scores, and a concept pair counts only if it is also more "
+                 "associated than meaningless phrases under the same template. Top concept pairs of "
+                 "the biased projector:\n")
     parts.append(association_markdown(emoscenes.concepts, k) + "\n")
     if raw:
         counts = ", ".join(f"{name}: {int(f.concepts.flagged.sum())}" for name, f in raw.items())
-        parts.append("Without the emotion-score adjustment, the number of flagged concept pairs is "
-                     f"{counts}. Those flags appear with and without a planted bias: a concept anchor "
+        parts.append("The naive concept lens (raw z-scored cosines, no emotion-score adjustment, no "
+                     f"null phrases) flags this many concept pairs: {counts}. Those flags appear with "
+                     "and without a planted bias: a concept anchor "
                      "near an emotion's anchor scores high on every image projected near that emotion, "
                      "so raw concept scores mostly restate the geometry of the embedding table.\n")
 
