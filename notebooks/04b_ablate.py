@@ -76,7 +76,7 @@ cells = {}
 for factor in ablation.FACTORS:
     cell = ablation.read_cell(factor)
     if cell is None:
-        cell = ablation.run_cell(factor, params, llm, seed)
+        cell = ablation.run_cell(factor, params, llm, seed, workers=threads)
         ablation.write_cell(cell)
     cells[factor] = cell
     print(f"{factor:9s} {len(cell['levels'])} levels, {cell['wall_seconds']:.1f} s")

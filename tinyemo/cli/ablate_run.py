@@ -10,7 +10,8 @@ def add_parser(commands) -> None:
         help="run one factor of the projector ablation (called by `dvc repro ablate-cell`)",
         description="Train the Metric Projector at every level of one factor (loss, template, "
         "synonyms, source, width), once per seed of the `ablate` params section, and write "
-        "the validation top-1 to results/ablate/FACTOR/metrics.json. The notebook of stage "
+        "the validation top-1 to results/ablate/FACTOR/metrics.json. Runs are spread over "
+        "`base.threads` processes (each trains on one thread). The notebook of stage "
         "`ablate` gathers the cells into a table and charts.",
         epilog="example: tinyemo ablate-run loss",
     )
@@ -29,7 +30,7 @@ def run(args) -> int:
         raise CommandError(str(err)) from None
     base = sections["base"]
     torch.set_num_threads(base.threads)
-    result = run_cell(args.factor, sections["ablate"], base.llm, base.seed)
+    result = run_cell(args.factor, sections["ablate"], base.llm, base.seed, workers=base.threads)
     path = write_cell(result)
     print(f"ablation {args.factor}: {len(result['levels'])} levels in {result['wall_seconds']:.1f} s -> {path}")
     return 0

@@ -70,29 +70,53 @@ def configure(factor: str, level, base: Recipe) -> tuple[Recipe, dict]:
     return recipe, anchor
 
 
-def run_cell(factor: str, params: AblateParams, llm: str, seed: int = 0) -> dict:
+def _score(task: tuple) -> tuple[float, float]:
+    """Train one configuration on one seed; (validation top-1, training seconds)."""
+    pooled, labels, val_pooled, val_labels, anchor_set, recipe = task
+    trained = train_projector(pooled, labels, anchor_set, recipe)
+    return top1(trained.model, val_pooled, val_labels, anchor_set.anchors), trained.seconds
+
+
+def _map(tasks: list[tuple], workers: int) -> list[tuple[float, float]]:
+    """Run the tasks inline, or over `workers` processes (training itself is single-threaded)."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [_score(task) for task in tasks]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_score, tasks))
+
+
+def run_cell(factor: str, params: AblateParams, llm: str, seed: int = 0, workers: int = 1) -> dict:
     """Every level of one factor x every dataset x every seed: validation top-1."""
     started = time.perf_counter()
     data = {name: load_splits(name) for name in params.datasets}
     base = params.base_recipe
     result = {"factor": factor, "levels": {}, "reference": None}
+    keys, tasks = [], []
     for level in levels(params, factor):
         recipe, anchor = configure(factor, level, base)
-        row = {}
         for name, splits in data.items():
             train, val = splits["train"], splits["val"]
             anchor_set = build_anchor_set(train.label_names, anchor["source"], anchor["template"],
                                           synonyms=anchor["synonyms"], llm=llm, seed=seed)
             if is_reference(factor, level, base, anchor_set.dim):
                 result["reference"] = str(level)
-            scores, seconds = [], []
             for run_seed in params.seeds:
-                trained = train_projector(train.pooled, train.label_ids(), anchor_set, recipe.but(seed=run_seed))
-                scores.append(top1(trained.model, val.pooled, val.label_ids(), anchor_set.anchors))
-                seconds.append(trained.seconds)
-            row[name] = {"val_top1": mean_std(scores), "train_seconds": float(np.mean(seconds))}
-        result["levels"][str(level)] = row
+                keys.append((str(level), name))
+                tasks.append((train.pooled, train.label_ids(), val.pooled, val.label_ids(),
+                              anchor_set, recipe.but(seed=run_seed)))
+    scores: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for key, outcome in zip(keys, _map(tasks, workers)):
+        scores.setdefault(key, []).append(outcome)
+    for (level, name), outcomes in scores.items():
+        result["levels"].setdefault(level, {})[name] = {
+            "val_top1": mean_std([top for top, _ in outcomes]),
+            "train_seconds": float(np.mean([seconds for _, seconds in outcomes])),
+        }
     result["wall_seconds"] = time.perf_counter() - started
+    result["workers"] = workers
     return result
 
 

@@ -111,7 +111,8 @@ def _train(pooled, labels, anchor_set: AnchorSet, recipe: Recipe, val) -> TrainR
     loss_fn = make_loss(recipe.loss, temperature=recipe.temperature,
                         label_smoothing=recipe.label_smoothing)
     steps_per_epoch = max(1, len(pooled) // recipe.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay,
+                                  foreach=True)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.max_lr, total_steps=steps_per_epoch * recipe.epochs,
         pct_start=recipe.pct_start, anneal_strategy="cos",
