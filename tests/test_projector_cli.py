@@ -69,6 +69,7 @@ def test_evaluate_json_on_an_emotion6_layout(projector, capsys, in_tmp):
 
 @pytest.mark.parametrize("case, message", [
     ("wrong_width", "do not fit this projector"),
+    ("mixed", "width 768, which do not fit"),
     ("unknown_label", "not labels of this dataset"),
     ("corrupt", "not a readable"),
     ("suffix", "unsupported file type"),
@@ -81,6 +82,10 @@ def test_bad_input_is_a_clear_error(projector, capsys, in_tmp, case, message):
     if case == "wrong_width":
         torch.save(torch.randn(768), in_tmp / "wide.pt")
         argv = ["classify", "wide.pt", "--projector", str(directory)]
+    elif case == "mixed":
+        torch.save(torch.randn(768), in_tmp / "wide.pt")
+        Image.new("RGB", (40, 40)).save(in_tmp / "img.png")
+        argv = ["classify", "img.png", "wide.pt"]
     elif case == "unknown_label":
         (in_tmp / "bad" / "happyness").mkdir()
         torch.save(features[0], folder / "1.pt")

@@ -132,6 +132,13 @@ def run(args) -> int:
     features = {path: read_feature_file(path) for path, kind in kinds.items() if kind == "features"}
     artifact = _choose_projector(args.projector, set(kinds.values()),
                                  {tensor.shape[1] for tensor in features.values()})
+    for path, tensor in features.items():
+        if tensor.shape[1] != artifact.feature_dim:
+            raise CommandError(
+                f"{path} holds features of width {tensor.shape[1]}, which do not fit this projector: "
+                f"it expects {artifact.feature_dim} ({artifact.vision_tower or 'its vision tower'}); "
+                "classify files of one kind at a time, or pass --projector DIR"
+            )
     images = [path for path, kind in kinds.items() if kind == "image"]
     encoded = _encode(artifact, images, args.batch_size) if images else torch.empty(0)
     names, rows = [], []
