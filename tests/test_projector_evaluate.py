@@ -48,3 +48,17 @@ def test_baselines_fit_on_train_and_predict():
         assert (baseline.predict(vx) == vy.numpy()).mean() > 0.9
     # Scale never matters: both work on L2-normalised features.
     assert (centroid.predict(vx * 100) == centroid.predict(vx)).all()
+
+
+def test_ablation_noise_rule_and_table_marks():
+    from tinyemo.projector.ablation import table_rows, within_noise
+
+    reference = {"mean": 0.70, "std": 0.01}
+    assert within_noise({"mean": 0.705, "std": 0.01}, reference, 3) is True
+    assert within_noise({"mean": 0.80, "std": 0.01}, reference, 3) is False
+    assert within_noise({"mean": 0.80, "std": 0.01}, reference, 1) is None
+    cell = {"reference": "a", "levels": {"a": {"d": {"val_top1": reference}},
+                                         "b": {"d": {"val_top1": {"mean": 0.80, "std": 0.01}}},
+                                         "c": {"d": {"val_top1": {"mean": 0.705, "std": 0.01}}}}}
+    rows = table_rows({"f": cell}, ["d"], 3)
+    assert rows[0][1] == "a (reference)" and rows[1][2].endswith("(+10.00*)") and rows[2][2].endswith("(+0.50)")

@@ -138,7 +138,7 @@ def within_noise(a: dict, b: dict, n_seeds: int) -> bool | None:
     if n_seeds < 2:
         return None
     se = np.sqrt((a["std"] ** 2 + b["std"] ** 2) / n_seeds)
-    return abs(a["mean"] - b["mean"]) < 2 * se
+    return bool(abs(a["mean"] - b["mean"]) < 2 * se)
 
 
 def table_rows(cells: dict[str, dict], datasets: Sequence[str], n_seeds: int) -> list[list[str]]:
