@@ -70,7 +70,7 @@ def plot_flip_rates(flips: dict[str, dict[str, dict]], path: Path) -> Path:
         ax.bar(np.arange(len(biases)) + j * width, [100 * flips[b][model]["toward_rate"] for b in biases],
                width, label=model)
     ax.set_xticks(np.arange(len(biases)) + width * (len(models) - 1) / 2)
-    ax.set_xticklabels(biases, fontsize=8)
+    ax.set_xticklabels([b.replace(" -> ", "\n-> ").replace(" (", "\n(") for b in biases], fontsize=8)
     ax.set_ylabel("% of pairs flipped toward the emotion")
     ax.legend(fontsize=8)
     fig.tight_layout()
