@@ -33,7 +33,8 @@ def bias_run(tmp_path_factory):
 def test_bias_stage_runs_in_the_shared_smoke_pipeline(smoke):
     root = smoke.run_through("bias")
     metrics = smoke.metrics("bias")
-    assert metrics["planted_biases"] == 2 and metrics["n_analysed"] == 48
+    sizes = config.render_profile("smoke")["synthesize"]
+    assert metrics["planted_biases"] == 2 and metrics["n_analysed"] == sizes["n_val"] + sizes["n_test"]
     assert (root / "results/bias/report.md").exists() and metrics["total_seconds"] < 60
 
 
