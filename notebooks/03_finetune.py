@@ -165,10 +165,10 @@ base_metrics
 # the same images.
 
 # %%
-tuned_on_base_images, _ = evaluate.summarize_reasonings([
+tuned_on_base_images = evaluate.summarize_reasonings([
     evaluate.score_reasoning(r["reasoning"], s.label, [o.kind for o in s.scene.objects],
                              s.key_objects, s.key_colours)
-    for r, s in zip(tuned_rows[:n_base], test.scenes[:n_base])]), None
+    for r, s in zip(tuned_rows[:n_base], test.scenes[:n_base])])
 table = pd.DataFrame({
     f"fine-tuned ({len(truth)} images)": tuned_metrics,
     f"fine-tuned ({n_base} images)": tuned_on_base_images,
