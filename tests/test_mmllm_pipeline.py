@@ -37,7 +37,7 @@ def test_finetune_stage_writes_the_evaluation(smoke):
     assert (root / "results/finetune/figures/reasonings.png").stat().st_size > 10_000
     rows = [json.loads(line) for line in (root / "results/finetune/samples.jsonl").open()]
     assert len(rows) == 6 and all("reasoning" in row for row in rows)
-    assert not (root / "models/mmllm/finetune/checkpoints").exists()
+    assert not (root / "models/mmllm/checkpoints/finetune").exists()
 
 
 def test_training_runs_on_two_processes_with_accelerate(smoke, tmp_path):

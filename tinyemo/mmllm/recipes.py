@@ -4,6 +4,8 @@
 pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
 MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records.
 Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
+Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
+output, which DVC and the runner clear before a run), and are removed once the run is done.
 """
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ from tinyemo.mmllm.train import TrainConfig, TrainResult, train
 from tinyemo.scenes import load_conversations
 
 CHECKPOINTS = "checkpoints"
+
+
+def checkpoint_dir(out_dir: Path) -> Path:
+    """Where the run that saves to `out_dir` keeps its checkpoints."""
+    return Path(out_dir).parent / CHECKPOINTS / Path(out_dir).name
 
 
 @dataclass
@@ -54,7 +61,7 @@ def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig
 
 def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
     result = train(model, examples, features.patches, pad_id_of(tokenizer),
-                   train_config(params, seed, max_steps), Path(out_dir) / CHECKPOINTS, accelerator)
+                   train_config(params, seed, max_steps), checkpoint_dir(out_dir), accelerator)
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
     return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
                sum(n for n, _ in counts))
@@ -64,7 +71,7 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
     """Save the trained model and drop its checkpoints (the run is complete)."""
     if accelerator is None or accelerator.is_main_process:
         artifact.save_mmllm(out_dir, run.model, saved_config)
-        shutil.rmtree(Path(out_dir) / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
