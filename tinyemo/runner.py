@@ -85,6 +85,7 @@ def _remove(paths_: list[Path]) -> None:
 def _environment(profile: str, threads: int) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads must not spin
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     if profile in OFFLINE_PROFILES:
         os.environ["HF_HUB_OFFLINE"] = "1"
