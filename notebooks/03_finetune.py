@@ -40,9 +40,10 @@
 # - The same measures for the **base LLM before fine-tuning** (the pre-trained connector
 #   on the untouched LLM), so the gain is visible.
 #
-# Decoding is greedy with a cap of `max_new_tokens`; the default scores a seeded subset of
-# `n_eval_images` test images (the base LLM on `n_base_eval_images` of them) to fit the CPU
-# budget.
+# Decoding is greedy with a cap of `max_new_tokens` and a repetition penalty of 1.2 (the
+# value the CTRL paper recommends; without it the briefly trained model loops); the default
+# scores a seeded subset of `n_eval_images` test images (the base LLM on
+# `n_base_eval_images` of them) to fit the CPU budget.
 
 # %% tags=["parameters"]
 profile = "default"
@@ -68,6 +69,7 @@ n_eval_images = 24
 n_base_eval_images = 12
 eval_batch_size = 12
 max_new_tokens = 112
+repetition_penalty = 1.2
 n_figure_images = 4
 
 # %%
@@ -138,7 +140,7 @@ print(f"{len(truth)} test images; detached (projector) accuracy {detached_accura
 started = time.perf_counter()
 tuned_metrics, tuned_rows = evaluate.assess(
     tuned, tokenizer, test.scenes, test.patches, test.references, projector.label_names,
-    max_new_tokens, eval_batch_size, system_prompt, desc="fine-tuned")
+    max_new_tokens, eval_batch_size, system_prompt, "fine-tuned", repetition_penalty)
 eval_seconds = time.perf_counter() - started
 tuned_metrics
 
@@ -154,7 +156,8 @@ base_model, _, _ = artifact.load_mmllm(pretrain_dir, trust_remote_code=trust_rem
 n_base = min(n_base_eval_images, len(test.scenes))
 base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
-    projector.label_names, max_new_tokens, eval_batch_size, system_prompt, desc="base")
+    projector.label_names, max_new_tokens, eval_batch_size, system_prompt, "base",
+    repetition_penalty)
 del base_model
 base_metrics
 
@@ -186,7 +189,7 @@ table
 shown = list(range(min(n_figure_images, len(test.scenes))))
 prompts = [infer.detached_prompt(detached[i][0], detached[i][2]) for i in shown]
 detached_texts = infer.generate(tuned, tokenizer, prompts, test.patches[shown], max_new_tokens,
-                                eval_batch_size, system_prompt, desc="detached")
+                                eval_batch_size, system_prompt, "detached", repetition_penalty)
 captions = [f"{test.scenes[i].id}: true {truth[i]} | projector {detached[i][0]} "
             f"({detached[i][1]:.2f})" for i in shown]
 figure = figures.plot_reasonings(

@@ -105,7 +105,8 @@ def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> flo
 
 def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dict],
            label_names: Sequence[str], max_new_tokens: int, batch_size: int,
-           system_prompt: str | None = None, desc: str = "") -> tuple[dict, list[dict]]:
+           system_prompt: str | None = None, desc: str = "",
+           repetition_penalty: float = 1.0) -> tuple[dict, list[dict]]:
     """Metrics and per-image rows of one model on test images.
 
     `scenes[i]` (a SceneRecord) is image i with patch grid `patches[i]`; `references[i]` is
@@ -117,10 +118,10 @@ def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dic
 
     prompts = [ref["conversations"][0]["value"] for ref in references]
     reasonings = infer.generate(model, tokenizer, prompts, patches, max_new_tokens, batch_size,
-                                system_prompt, desc=f"{desc} reasoning")
+                                system_prompt, f"{desc} reasoning", repetition_penalty)
     chosen_text = infer.generate(model, tokenizer, [infer.generative_prompt(label_names)] * len(scenes),
                                  patches, max_new_tokens, batch_size, system_prompt,
-                                 desc=f"{desc} generative")
+                                 f"{desc} generative", repetition_penalty)
     chosen = infer.generative_labels(chosen_text, label_names)
     scores = [score_reasoning(text, s.label, [o.kind for o in s.scene.objects],
                               s.key_objects, s.key_colours) for text, s in zip(reasonings, scenes)]

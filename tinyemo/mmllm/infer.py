@@ -6,7 +6,8 @@
 - *generative*: the same instruction without the hint, listing every label; the LLM must
   choose, and its final `Emotion: <label>` line is read back as the prediction.
 
-Decoding is greedy with a `max_new_tokens` cap.
+Decoding is greedy with a `max_new_tokens` cap and an optional repetition penalty
+(transformers' `repetition_penalty`; 1.0 = none).
 """
 from __future__ import annotations
 
@@ -45,13 +46,15 @@ def projector_options(projector, pooled: torch.Tensor, k: int = 3):
             for row, score in zip(ids.tolist(), scores)]
 
 
-def _gen_kwargs(tokenizer) -> dict:
-    return {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id}
+def _gen_kwargs(tokenizer, repetition_penalty: float) -> dict:
+    return {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id,
+            "repetition_penalty": repetition_penalty}
 
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_new_tokens: int,
-             batch_size: int = 16, system_prompt: str | None = None, desc: str = "generate") -> list[str]:
+             batch_size: int = 16, system_prompt: str | None = None, desc: str = "generate",
+             repetition_penalty: float = 1.0) -> list[str]:
     """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]."""
     if len(prompts) != len(patches):
         raise ValueError(f"{len(prompts)} prompts for {len(patches)} images")
@@ -61,13 +64,14 @@ def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_ne
         ids = [encode_prompt(tokenizer, p, model.n_image_tokens, system_prompt) for p in chunk]
         batch = collate(ids, pad_id_of(tokenizer), padding_side="left")
         out = model.generate(batch["input_ids"], patches[start:start + batch_size].float(),
-                             batch["attention_mask"], max_new_tokens, **_gen_kwargs(tokenizer))
+                             batch["attention_mask"], max_new_tokens,
+                             **_gen_kwargs(tokenizer, repetition_penalty))
         answers += tokenizer.batch_decode(out, skip_special_tokens=True)
     return [a.strip() for a in answers]
 
 
 def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens: int,
-           system_prompt: str | None = None) -> Iterator[str]:
+           system_prompt: str | None = None, repetition_penalty: float = 1.0) -> Iterator[str]:
     """The answer to one prompt, piece by piece as the tokens are generated."""
     from transformers import TextIteratorStreamer
 
@@ -77,7 +81,7 @@ def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens:
     worker = Thread(target=model.generate, kwargs=dict(
         input_ids=batch["input_ids"], patches=patches.reshape(1, *patches.shape[-2:]).float(),
         attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
-        streamer=streamer, **_gen_kwargs(tokenizer)))
+        streamer=streamer, **_gen_kwargs(tokenizer, repetition_penalty)))
     worker.start()
     yield from streamer
     worker.join()

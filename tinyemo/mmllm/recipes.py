@@ -107,7 +107,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
                            model.n_image_tokens, params)
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
-                          "trained": params.trainable, "stage": "finetune"}, accelerator)
+                          "trained": params.trainable, "stage": "finetune",
+                          "repetition_penalty": params.repetition_penalty}, accelerator)
     return run
 
 
