@@ -16,7 +16,33 @@ from tinyemo import paths
 from tinyemo.stages import STAGES
 
 # The numbers the README shows, per stage (flattened metric keys; absent keys are skipped).
-HEADLINES: dict[str, list[str]] = {}
+HEADLINES: dict[str, list[str]] = {
+    "assets": ["vision.top1_expected", "vision.expected_probability", "llm.continuation"],
+    "synthesize": [
+        "n_images", "noise_rate_test", "rule_accuracy_test", "bias_strength_train",
+        "bias_strength_test", "reasoning_distinct_ratio",
+    ],
+    "features": ["emoscenes.train.images_per_second"],
+    "projector": [
+        "emotion6.tuned_recipe.val.top1.mean", "emotion6.tuned_recipe.val.top1.std",
+        "emotion6.paper_recipe.val.top1.mean", "emotion6.logistic_regression.val.top1",
+        "emotion6.nearest_centroid.val.top1", "emotion6.tuned_recipe.train_seconds.mean",
+        "emotion6.zeroshot.llm.held_out_top1", "emotion6.zeroshot.sentence.held_out_top1",
+        "emotion6.zeroshot.random.held_out_top1", "emoscenes.tuned_recipe.test.top1.mean",
+        "emoscenes.paper_recipe.test.top1.mean", "emoscenes.logistic_regression.test.top1",
+    ],
+    "pretrain": ["val_loss_before", "val_loss_after", "train_seconds"],
+    "finetune": [
+        "detached_label_accuracy", "generative_label_accuracy",
+        "reasoning_names_correct_emotion", "base_llm_reasoning_names_correct_emotion",
+        "key_object_recall", "base_llm_key_object_recall", "hallucination_rate",
+        "base_llm_hallucination_rate", "rouge_l", "base_llm_rouge_l", "train_seconds",
+    ],
+    "bias": [
+        "planted_recall_top_k", "false_flags", "control_flags", "flip_toward_biased",
+        "flip_toward_control",
+    ],
+}
 
 README_START = "<!-- results:start -->"
 README_END = "<!-- results:end -->"
