@@ -27,7 +27,7 @@ from IPython.display import Markdown
 
 from tinyemo import report
 
-summary = report.build()
+summary = report.build(profile)
 summary
 
 # %% [markdown]

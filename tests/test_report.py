@@ -10,8 +10,9 @@ def write_stage(root, name, metrics, wall):
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "figures" / "plot.png").write_bytes(b"png")
     provenance = {
+        "stage": name,
         "wall_time_s": wall,
-        "parameters": {"profile": "smoke"},
+        "parameters": {},
         "git": {"commit": "0123456789abcdef", "dirty": False},
         "hardware": {"cpu": "Test CPU", "cpu_count": 2, "torch_threads": 2},
     }
@@ -25,14 +26,21 @@ def test_flatten_keeps_scalars_only():
 
 def test_build_collects_stages_and_rewrites_only_the_marked_readme_section(in_tmp):
     write_stage(in_tmp, "assets", {"sanity": {"top1_is_cat": True}}, 12.0)
-    write_stage(in_tmp, "synthesize", {"n_images": 100}, 30.5)
+    write_stage(in_tmp, "synthesize", {"n_images": 100, "note": "two\nlines | here"}, 30.5)
+    (in_tmp / "results/synthesize/cell").mkdir()
+    (in_tmp / "results/synthesize/cell/provenance.json").write_text(
+        (in_tmp / "results/synthesize/provenance.json").read_text().replace('"synthesize"', '"synthesize@cell"')
+    )
     readme = in_tmp / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
-    summary = report.build({"synthesize": ["n_images", "missing.key"]}, out=in_tmp / "reports", readme=readme)
+    summary = report.build("smoke", {"synthesize": ["n_images", "note", "missing.key"]}, out=in_tmp / "reports", readme=readme)
     assert summary == {"stages_reported": ["assets", "synthesize"], "readme_updated": True}
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
-    assert "| synthesize | 30.5 | smoke |" in text and "| **total** | 42.5 |" in text
+    assert "| synthesize | 30.5 |" in text and "| synthesize@cell | 30.5 |" in text
+    assert "Profile `smoke`, measured on Test CPU" in text
+    assert "| **total** | 73.0 |" in text
+    assert "| synthesize | note | two lines \\| here |" in text
     assert "| synthesize | n_images | 100 |" in text and "missing.key" not in text
     assert (in_tmp / "reports/assets/figures/plot.png").exists()
     index = (in_tmp / "reports/README.md").read_text()

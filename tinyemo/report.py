@@ -63,7 +63,7 @@ def flatten(metrics: dict, prefix: str = "") -> dict:
 def format_value(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return " ".join(str(value).split()).replace("|", "\\|")  # one line, no column breaks
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
@@ -90,19 +90,27 @@ def stage_records(results: Path = paths.RESULTS) -> dict[str, dict]:
     return records
 
 
+def provenance_files(records: dict[str, dict]) -> list[Path]:
+    """Each stage's provenance.json, then those of its sub-runs (e.g. ablation cells)."""
+    files = []
+    for record in records.values():
+        folder = record["folder"]
+        files += [f for f in [folder / "provenance.json"] if f.exists()]
+        files += sorted(folder.glob("*/provenance.json"))
+    return files
+
+
 def timings_table(records: dict[str, dict]) -> str:
     rows, total = [], 0.0
-    for name, record in records.items():
-        prov = record["provenance"]
-        if prov is None:
-            continue
+    for path in provenance_files(records):
+        prov = json.loads(path.read_text())
         total += prov["wall_time_s"]
-        rows.append([name, f"{prov['wall_time_s']:.1f}", prov["parameters"].get("profile", "")])
-    rows.append(["**total**", f"{total:.1f}", ""])
-    return markdown_table(["stage", "wall time (s)", "profile"], rows)
+        rows.append([prov["stage"], f"{prov['wall_time_s']:.1f}"])
+    rows.append(["**total**", f"{total:.1f}"])
+    return markdown_table(["stage", "wall time (s)"], rows)
 
 
-def machine_line(records: dict[str, dict]) -> str:
+def machine_line(records: dict[str, dict], profile: str) -> str:
     for record in records.values():
         prov = record["provenance"]
         if prov:
@@ -110,7 +118,7 @@ def machine_line(records: dict[str, dict]) -> str:
             commit = prov["git"]["commit"][:10]
             dirty = " (with uncommitted changes)" if prov["git"]["dirty"] else ""
             return (
-                f"Measured on {hw['cpu']} ({hw['cpu_count']} cores, torch threads "
+                f"Profile `{profile}`, measured on {hw['cpu']} ({hw['cpu_count']} cores, torch threads "
                 f"{hw.get('torch_threads')}), code revision `{commit}`{dirty}."
             )
     return ""
@@ -145,7 +153,7 @@ def copy_stage_outputs(records: dict[str, dict], out: Path) -> dict[str, list[st
     return copied
 
 
-def write_index(records, copied, headlines, out: Path) -> str:
+def write_index(records, copied, headlines, profile: str, out: Path) -> str:
     parts = [
         "# TinyEmo companion: results",
         "",
@@ -153,7 +161,7 @@ def write_index(records, copied, headlines, out: Path) -> str:
         "",
         "## Stage timings",
         "",
-        machine_line(records),
+        machine_line(records, profile),
         "",
         timings_table(records),
         "",
@@ -175,12 +183,12 @@ def write_index(records, copied, headlines, out: Path) -> str:
     return index
 
 
-def readme_section(records, headlines) -> str:
+def readme_section(records, headlines, profile: str) -> str:
     return "\n".join(
         [
             README_START,
             "",
-            machine_line(records),
+            machine_line(records, profile),
             "",
             timings_table(records),
             "",
@@ -203,10 +211,10 @@ def update_readme(section: str, readme: Path = Path("README.md")) -> bool:
     return True
 
 
-def build(headlines: dict[str, list[str]] = HEADLINES, out: Path = paths.REPORTS, readme: Path = Path("README.md")) -> dict:
+def build(profile: str, headlines: dict[str, list[str]] = HEADLINES, out: Path = paths.REPORTS, readme: Path = Path("README.md")) -> dict:
     records = stage_records()
     out.mkdir(parents=True, exist_ok=True)
     copied = copy_stage_outputs(records, out)
-    write_index(records, copied, headlines, out)
-    updated = update_readme(readme_section(records, headlines), readme)
+    write_index(records, copied, headlines, profile, out)
+    updated = update_readme(readme_section(records, headlines, profile), readme)
     return {"stages_reported": list(records), "readme_updated": updated}

@@ -1,5 +1,5 @@
 """`tinyemo ablate-run FACTOR`: one cell of the projector ablation (the DVC matrix stage)."""
-from tinyemo import config
+from tinyemo import config, provenance
 from tinyemo.cli import CommandError
 from tinyemo.projector import ABLATION_FACTORS
 
@@ -20,7 +20,11 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
+    import time
+
     import torch
+
+    started = time.perf_counter()
 
     from tinyemo.projector.ablation import run_cell, write_cell
 
@@ -32,5 +36,8 @@ def run(args) -> int:
     torch.set_num_threads(base.threads)
     result = run_cell(args.factor, sections["ablate"], base.llm, base.seed, workers=base.threads)
     path = write_cell(result)
+    parameters = {"factor": args.factor, **sections["ablate"].model_dump(), "llm": base.llm, "seed": base.seed}
+    record = provenance.record(f"ablate-cell@{args.factor}", parameters, time.perf_counter() - started)
+    provenance.write(path.parent / "provenance.json", record)
     print(f"ablation {args.factor}: {len(result['levels'])} levels in {result['wall_seconds']:.1f} s -> {path}")
     return 0
