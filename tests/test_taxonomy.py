@@ -24,3 +24,11 @@ def test_unknown_names_list_the_valid_ones():
         tx.taxonomy("Mikels8")
     with pytest.raises(tx.UnknownTaxonomyError, match="unknown emotion 'joy'; valid: amusement"):
         tx.to_ekman("joy")
+
+
+def test_label_positions_map_names_and_refuse_unknown_labels():
+    from tinyemo.taxonomy import EKMAN6, label_positions
+
+    assert label_positions(["fear", "anger", "fear"], EKMAN6) == [2, 0, 2]
+    with pytest.raises(ValueError, match=r"labels \['awe'\] are not among the label set \(anger, disgust"):
+        label_positions(["anger", "awe"], EKMAN6)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from tinyemo import paths
+from tinyemo.taxonomy import label_positions
 
 DATASETS = ("emoscenes", "emotion6")
 SPLITS = ("train", "val", "test")
@@ -59,8 +60,7 @@ class FeatureSet:
 
     def label_ids(self) -> torch.Tensor:
         """Label positions in `label_names` (int64 [N])."""
-        index = {name: i for i, name in enumerate(self.label_names)}
-        return torch.tensor([index[label] for label in self.labels], dtype=torch.long)
+        return torch.tensor(label_positions(self.labels, self.label_names), dtype=torch.long)
 
     def subset(self, rows) -> "FeatureSet":
         rows = [int(r) for r in rows]

@@ -61,6 +61,15 @@ def check_label(label: str, labels: tuple[str, ...] = MIKELS8, what: str = "emot
     return label
 
 
+def label_positions(labels, label_names) -> list[int]:
+    """The position of each label in `label_names`; an unknown label is an error naming it."""
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not among the label set ({', '.join(label_names)})")
+    return [index[label] for label in labels]
+
+
 def to_ekman(mikels_label: str) -> str:
     """Map one Mikels-8 label to Ekman-6 (see MIKELS_TO_EKMAN for the reasoning)."""
     return MIKELS_TO_EKMAN[check_label(mikels_label)]

@@ -22,6 +22,7 @@ import torch
 from tinyemo.bias.association import associate, group_indicators
 from tinyemo.bias.concepts import ConceptBank
 from tinyemo.bias.scores import concept_scores
+from tinyemo.taxonomy import label_positions
 
 
 @dataclass
@@ -51,14 +52,6 @@ class Findings:
         return float((self.true == self.pred).mean())
 
 
-def label_ids(labels: Sequence[str], label_names: Sequence[str]) -> np.ndarray:
-    unknown = sorted(set(labels) - set(label_names))
-    if unknown:
-        raise ValueError(f"labels {unknown} are not labels of the projector ({', '.join(label_names)})")
-    index = {name: i for i, name in enumerate(label_names)}
-    return np.array([index[label] for label in labels])
-
-
 def analyse(name: str, projector, pooled: torch.Tensor, labels: Sequence[str], ids: Sequence[str],
             bank: ConceptBank, anchors: torch.Tensor, settings: Settings,
             attributes: dict[str, Sequence[str]] | None = None,
@@ -68,7 +61,7 @@ def analyse(name: str, projector, pooled: torch.Tensor, labels: Sequence[str], i
     `anchors` are the bank's concept anchors; `null_anchors` (optional) those of meaningless
     phrases built the same way, which a concept must out-associate to be credited.
     """
-    true = label_ids(labels, projector.label_names)
+    true = np.array(label_positions(labels, projector.label_names))
     projected = projector.project(pooled)
     pred, _ = projector.predict(pooled)
     pred = pred.numpy()

@@ -22,6 +22,7 @@ from tinyemo.projector.train import Recipe, train_projector
 from tinyemo.scenes import catalogue
 from tinyemo.scenes.graph import Scene, with_attribute
 from tinyemo.scenes.render import render_scene
+from tinyemo.taxonomy import label_positions
 
 
 def unbiased_scenes(scenes: Sequence[Scene], labels: Sequence[str], planted: Sequence[dict],
@@ -65,7 +66,6 @@ def train_like(artifact: ProjectorArtifact, pooled: torch.Tensor, labels: Sequen
     recipe = Recipe(**config["recipe"])
     anchor_set = build_anchor_set(artifact.label_names, config["anchor_source"], config["template"],
                                   synonyms=recipe.synonym_p > 0, llm=config["llm"])
-    index = {name: i for i, name in enumerate(artifact.label_names)}
-    targets = torch.tensor([index[label] for label in labels])
+    targets = torch.tensor(label_positions(labels, artifact.label_names))
     model = train_projector(pooled, targets, anchor_set, recipe).model
     return ProjectorArtifact(model, anchor_set.anchors, artifact.label_names, dict(config, control=True))
