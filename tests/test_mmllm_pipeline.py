@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import working_directory
 from tinyemo.cli import main
@@ -27,7 +28,10 @@ def test_pretrain_stage_trains_the_connector(smoke):
 def test_finetune_stage_writes_the_evaluation(smoke):
     root = smoke.run_through("finetune")
     metrics = smoke.metrics("finetune")
-    assert metrics["steps"] == 4 and metrics["eval_images"] == 6 and metrics["base_eval_images"] == 3
+    assert metrics["records"] == 16 + 4  # instruct records and the caption records mixed in
+    assert metrics["steps"] == 5 and metrics["eval_images"] == 6 and metrics["base_eval_images"] == 3
+    probe = [metrics[f"vision_probe_{k}"] for k in ("key_object_recall", "false_object_rate")]
+    assert all(0.0 <= value <= 1.0 for value in probe), probe
     for prefix in ("", "base_llm_"):
         for key in ("reasoning_names_correct_emotion", "key_object_recall", "hallucination_rate",
                     "rouge_l", "generative_label_accuracy"):
@@ -71,3 +75,21 @@ def test_explain_streams_a_reasoning_and_rejects_bad_images(smoke, capsys, tmp_p
         assert "is not a readable image" in capsys.readouterr().err
         assert main(["explain", str(images[0]), "--model", str(tmp_path / "none")]) == 2
         assert "run `dvc repro finetune`" in capsys.readouterr().err
+
+
+def test_finetuning_twice_gives_the_same_weights(smoke, tmp_path):
+    """The LoRA adapters' initial weights are seeded: a rerun reproduces the model."""
+    from safetensors.torch import load_file
+
+    from tinyemo import config
+    from tinyemo.mmllm import artifact, recipes
+
+    root = smoke.run_through("pretrain")
+    with working_directory(root):
+        sections = config.load_params(config.PARAMS_FILE)
+        for run in ("a", "b"):
+            recipes.finetune_run(sections["base"], sections["finetune"], artifact.MODEL_DIR / "pretrain",
+                                 tmp_path / run, max_steps=2)
+    first, second = (load_file(tmp_path / run / artifact.WEIGHTS_FILE) for run in ("a", "b"))
+    assert first.keys() == second.keys() and any("lora_" in name for name in first)
+    assert all(torch.equal(first[name], second[name]) for name in first)

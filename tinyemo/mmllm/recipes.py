@@ -2,7 +2,9 @@
 
 `pretrain_run`: a fresh connector on the frozen base LLM learns from the EmoScenes
 pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
-MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records.
+MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records,
+mixed with caption records of the training images (TinyLLaVA's fine-tuning mix holds
+captions too: they are short and name every object, so they teach reading the image).
 Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
 Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
 output, which DVC and the runner clear before a run), and are removed once the run is done.
@@ -21,6 +23,7 @@ from tinyemo.mmllm import artifact
 from tinyemo.mmllm.data import build_examples, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.train import TrainConfig, TrainResult, train
 from tinyemo.scenes import load_conversations
+from tinyemo.scenes.teacher import CAPTION_QUESTION
 
 CHECKPOINTS = "checkpoints"
 
@@ -46,9 +49,18 @@ def section_from(name: str, namespace: dict) -> tconfig.Section:
     return tconfig.validate_section(name, {k: namespace[k] for k in fields if k in namespace})
 
 
+def caption_records(split: str) -> list[dict]:
+    """The pre-training records that ask for a caption ("Describe the image.")."""
+    return [record for record in load_conversations("pretrain", split)
+            if record["conversations"][0]["value"].endswith(CAPTION_QUESTION)]
+
+
 def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
-                n_image_tokens: int, params) -> list:
+                n_image_tokens: int, params, n_captions: int | None = 0) -> list:
+    """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised."""
     records = subsample(load_conversations(kind, split), n, seed)
+    if n_captions != 0:
+        records += subsample(caption_records(split), n_captions, seed + 1)
     return build_examples(records, tokenizer, features.ids, n_image_tokens,
                           params.max_length, params.system_prompt)
 
@@ -98,13 +110,14 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     model, tokenizer, saved = artifact.load_mmllm(
         pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
     lora = None
+    torch.manual_seed(base.seed)  # the LoRA adapters' initial weights
     if params.trainable == "lora":
         lora = {"r": params.lora_r, "alpha": params.lora_alpha, "dropout": params.lora_dropout,
                 "targets": params.lora_targets}
         artifact.add_lora(model, **lora)
     artifact.set_trainable(model, params.trainable)
     examples = examples_of("finetune", "train", tokenizer, features, params.n_records, base.seed,
-                           model.n_image_tokens, params)
+                           model.n_image_tokens, params, params.caption_records)
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
