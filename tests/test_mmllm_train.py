@@ -99,3 +99,21 @@ def test_checkpoints_of_another_run_are_not_resumed(tmp_path):
     assert checkpoint.latest(tmp_path, fingerprint(other, len(examples), model)) is None
     result = train(model, examples, patches, tokenizer.pad_token_id, other, tmp_path)
     assert result.resumed_from == 0
+
+
+def test_epoch_batches_cover_every_record_once_with_less_padding():
+    from tinyemo.mmllm.train import epoch_batches
+
+    lengths = torch.randint(20, 300, (203,), generator=torch.Generator().manual_seed(0)).tolist()
+    plain = epoch_batches(lengths, 8, seed=1, epoch=0, window=1)
+    grouped = epoch_batches(lengths, 8, seed=1, epoch=0, window=8)
+    for batches in (plain, grouped):
+        assert sorted(i for batch in batches for i in batch) == list(range(203))
+        assert len(batches) == 26 and all(1 <= len(batch) <= 8 for batch in batches)
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+    assert padded(grouped) < 0.9 * padded(plain)
+    assert grouped == epoch_batches(lengths, 8, seed=1, epoch=0, window=8)
+    assert grouped != epoch_batches(lengths, 8, seed=1, epoch=1, window=8)

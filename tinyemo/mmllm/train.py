@@ -4,9 +4,10 @@ One loop serves pre-training (connector only) and fine-tuning (connector + LoRA 
 whole LLM): the caller decides which parameters require grad. It runs as a plain process
 or under `accelerate launch --num_processes N` (DDP; on CPU through gloo): every process
 takes its slice of each global batch of a seeded per-epoch permutation, so a run is the
-same whatever the number of processes. Every `checkpoint_every` steps a checkpoint is
-written (see `checkpoint.py`); a new run with the same configuration resumes from the
-newest one instead of restarting. Losses are logged for the DVC loss-curve plots.
+same whatever the number of processes. Records of similar length share a batch (see
+`epoch_batches`), which saves the compute spent on padding. Every `checkpoint_every` steps
+a checkpoint is written (see `checkpoint.py`); a new run with the same configuration
+resumes from the newest one instead of restarting. Losses are logged for the DVC loss-curve plots.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class TrainConfig:
     checkpoint_every: int = 50  # steps between checkpoints (0: none)
     log_every: int = 1  # steps between loss-log rows
     seed: int = 0
+    length_window: int = 8  # batches whose records are sorted by length together (1: none)
 
 
 @dataclass
@@ -56,8 +58,19 @@ def fingerprint(config: TrainConfig, n_examples: int, model: torch.nn.Module) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).tolist()
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
+                  window: int = 1) -> list[list[int]]:
+    """The global batches of one epoch: a seeded permutation cut into windows of `window`
+    batches, each window's records sorted by length (short records batch together, so less
+    padding is computed), and the batches in seeded random order."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    span = batch_size * max(1, window)
+    batches = []
+    for start in range(0, len(order), span):
+        block = sorted(order[start:start + span], key=lambda i: lengths[i])
+        batches += [block[i:i + batch_size] for i in range(0, len(block), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def schedule(config: TrainConfig, n_examples: int) -> tuple[int, int]:
@@ -97,6 +110,8 @@ def train(model: torch.nn.Module, examples: list[Example], patches: torch.Tensor
         state = checkpoint.restore(found, model, optimizer, scheduler, accelerator.process_index)
         step, log = state["step"], list(state["log"])
     resumed_from = step
+    lengths = [len(example.input_ids) for example in examples]
+    batches, batches_epoch = [], -1
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     wrapped.train()
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -105,8 +120,11 @@ def train(model: torch.nn.Module, examples: list[Example], patches: torch.Tensor
                disable=not accelerator.is_main_process)
     while step < total and (stop_after is None or step < stop_after):
         epoch, within = divmod(step, per_epoch)
-        order = epoch_order(len(examples), config.seed, epoch)
-        chunk = order[within * config.batch_size:(within + 1) * config.batch_size]
+        if epoch != batches_epoch:
+            batches = epoch_batches(lengths, config.batch_size, config.seed, epoch,
+                                    config.length_window)
+            batches_epoch = epoch
+        chunk = batches[within]
         batch = training_batch([examples[i] for i in chunk[rank::world]], patches, pad_id)
         loss = wrapped(**batch).loss
         accelerator.backward(loss)
