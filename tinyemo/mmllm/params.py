@@ -24,6 +24,7 @@ class PretrainParams(TrainingParams):
 
 class FinetuneParams(TrainingParams):
     trainable: Literal["lora", "full"] = "lora"  # LoRA adapters, or the whole LLM
+    caption_records: int | None = Field(0, ge=0)  # caption records mixed in (None: all; 0: none)
     lora_r: int = Field(8, ge=1)
     lora_alpha: int = Field(16, ge=1)
     lora_dropout: float = Field(0.05, ge=0, lt=1)

@@ -1,0 +1,35 @@
+"""The linear probe of object presence in patch features (the vision tower's ceiling)."""
+from types import SimpleNamespace
+
+import torch
+
+from tinyemo.mmllm import ceiling
+from tinyemo.scenes import catalogue
+
+KINDS = list(catalogue.OBJECT_KINDS)[:4]
+
+
+def scenes_and_patches(n: int, seed: int, informative: bool):
+    """Scenes of 1-2 of four object kinds; patches encode them (or are pure noise)."""
+    generator = torch.Generator().manual_seed(seed)
+    scenes, patches = [], torch.randn(n, 9, 16, generator=generator) * 0.3
+    for row in range(n):
+        chosen = torch.randperm(4, generator=generator)[: 1 + row % 2].tolist()
+        objects = tuple(SimpleNamespace(kind=KINDS[k]) for k in chosen)
+        scenes.append(SimpleNamespace(scene=SimpleNamespace(objects=objects),
+                                      key_objects=[KINDS[chosen[0]]]))
+        if informative:
+            for k in chosen:
+                patches[row, k, k] += 3.0
+    return patches, scenes
+
+
+def test_the_probe_reads_objects_that_the_patches_encode():
+    result = ceiling.probe(*scenes_and_patches(200, 0, True), *scenes_and_patches(100, 1, True))
+    assert result["object_recall"] > 0.95 and result["key_object_recall"] > 0.95
+    assert result["false_object_rate"] < 0.05
+
+
+def test_the_probe_finds_nothing_in_noise():
+    result = ceiling.probe(*scenes_and_patches(200, 0, False), *scenes_and_patches(100, 1, False))
+    assert result["key_object_recall"] < 0.8 or result["false_object_rate"] > 0.3

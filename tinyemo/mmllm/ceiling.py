@@ -1,0 +1,83 @@
+"""How much of a scene the vision tower's patches carry: a linear probe of object presence.
+
+The MM-LLM can name only what its image tokens encode. Before blaming the connector or the
+LLM for a missed or invented object, ask the features themselves: one logistic regression
+per object kind, fitted on the mean and the max of each training image's patch grid,
+predicts which kinds are in held-out images. Its key-object recall and its false-object
+rate are a reference for the MM-LLM's key-object recall and hallucination rate: a reader of
+these patches that does as well as a linear probe names that share of the key objects and
+invents that share of its objects.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+PROBE_C = 10.0  # inverse L2 strength of each per-object logistic regression
+
+
+def patch_summary(patches: torch.Tensor) -> np.ndarray:
+    """[N, P, C] patch grids -> [N, 2C] mean and max over patches, rows L2-normalised."""
+    grid = patches.float()
+    summary = torch.cat([grid.mean(dim=1), grid.amax(dim=1)], dim=1)
+    return torch.nn.functional.normalize(summary, dim=1).numpy()
+
+
+def presence(scenes: Sequence, kinds: Sequence[str]) -> np.ndarray:
+    """[N, K] booleans: which object kinds are in each SceneRecord's scene."""
+    column = {kind: k for k, kind in enumerate(kinds)}
+    table = np.zeros((len(scenes), len(kinds)), dtype=bool)
+    for row, record in enumerate(scenes):
+        for obj in record.scene.objects:
+            table[row, column[obj.kind]] = True
+    return table
+
+
+def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+    """Per column of train_y, a logistic regression's presence predictions on test_x."""
+    from sklearn.linear_model import LogisticRegression
+
+    predicted = np.zeros((len(test_x), train_y.shape[1]), dtype=bool)
+    for k in range(train_y.shape[1]):
+        column = train_y[:, k]
+        if column.all() or not column.any():  # one class only: predict it
+            predicted[:, k] = column[0] if len(column) else False
+            continue
+        model = LogisticRegression(C=PROBE_C, max_iter=2000)
+        predicted[:, k] = model.fit(train_x, column).predict(test_x).astype(bool)
+    return predicted
+
+
+def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: torch.Tensor,
+          test_scenes: Sequence) -> dict[str, float]:
+    """Recall of every object and of the key objects, and the false-object rate (predicted
+    objects that are not in the image, over all predicted objects) on the test images."""
+    from tinyemo.scenes import catalogue
+
+    kinds = list(catalogue.OBJECT_KINDS)
+    truth = presence(test_scenes, kinds)
+    predicted = fit_predict(patch_summary(train_patches), presence(train_scenes, kinds),
+                            patch_summary(test_patches))
+    key_recalls = [np.mean([predicted[row, kinds.index(kind)] for kind in record.key_objects])
+                   for row, record in enumerate(test_scenes) if record.key_objects]
+    n_predicted = int(predicted.sum())
+    return {
+        "object_recall": float((predicted & truth).sum() / max(1, truth.sum())),
+        "key_object_recall": float(np.mean(key_recalls)) if key_recalls else float("nan"),
+        "false_object_rate": float((predicted & ~truth).sum() / n_predicted) if n_predicted else 0.0,
+    }
+
+
+def emoscenes_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
+    """`probe` fitted on one EmoScenes split's cached patches and tested on another's."""
+    from tinyemo.features import load_features
+    from tinyemo.scenes import load_scene_records
+
+    def patches_and_scenes(split: str):
+        features = load_features("emoscenes", split)
+        by_id = {record.id: record for record in load_scene_records(split=split)}
+        return features.patches, [by_id[i] for i in features.ids]
+
+    return probe(*patches_and_scenes(fit_split), *patches_and_scenes(test_split))
