@@ -36,7 +36,8 @@ HEADLINES: dict[str, list[str]] = {
         "detached_label_accuracy", "generative_label_accuracy",
         "reasoning_names_correct_emotion", "base_llm_reasoning_names_correct_emotion",
         "key_object_recall", "base_llm_key_object_recall", "hallucination_rate",
-        "base_llm_hallucination_rate", "rouge_l", "base_llm_rouge_l", "train_seconds",
+        "base_llm_hallucination_rate", "vision_probe_key_object_recall",
+        "vision_probe_false_object_rate", "rouge_l", "base_llm_rouge_l", "train_seconds",
     ],
     "bias": [
         "planted_recall_top_k", "false_flags", "control_flags", "flip_toward_biased",
