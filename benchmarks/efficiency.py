@@ -113,15 +113,19 @@ def classification(args) -> dict:
 
     prompt = infer.generative_prompt(projector.label_names)
     answers: list[str] = []
+    as_trained = {"system_prompt": explainer.config.get("system_prompt"),
+                  "repetition_penalty": explainer.penalty}
 
     def generate_all():
         answers[:] = infer.generate(model, tokenizer, [prompt] * len(files), patches,
-                                    args.max_new_tokens, args.gen_batch, desc="generative")
+                                    args.max_new_tokens, args.gen_batch, desc="generative",
+                                    **as_trained)
 
     gen_batch = timed(generate_all)
     n_single = min(args.latency_images, len(files))
     gen_single = timed(lambda: [infer.generate(model, tokenizer, [prompt], patches[i:i + 1],
-                                               args.max_new_tokens, 1) for i in range(n_single)]
+                                               args.max_new_tokens, 1, **as_trained)
+                                for i in range(n_single)]
                        ) / n_single
     encode_single = timed(lambda: [encode([f]) for f in files[:n_single]]) / n_single
     generative = infer.generative_labels(answers, projector.label_names)
@@ -150,7 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument("--latency-images", type=int, default=4,
                         help="images generated one at a time for the generative latency")
     parser.add_argument("--gen-batch", type=int, default=16, help="generation batch size")
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int,
+                        help="generation cap (default: the finetune stage's max_new_tokens)")
     parser.add_argument("--train-steps", type=int, default=3, help="MM-LLM steps timed")
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
@@ -160,6 +165,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/efficiency.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.max_new_tokens is None:
+        from tinyemo import config
+
+        args.max_new_tokens = config.load_params()["finetune"].max_new_tokens
 
     report = {"classification": classification(args)}
     report["training"] = {
