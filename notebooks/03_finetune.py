@@ -38,6 +38,9 @@
 #   how many of the scene's **key objects** and **key colours** does it mention; how many
 #   of the catalogue objects it mentions are **not in the image** (hallucination rate);
 #   ROUGE-L against the teacher's reference answer.
+# - **Image reliance.** The loss of the reference answers with each image's own patches
+#   against another image's: whether the model reads the image at all, or writes what
+#   the hinted label makes likely.
 # - **Classification, two modes.** *Detached* (the paper's design): the Metric Projector
 #   (stage `projector`) picks the label from the pooled embedding; the LLM never runs.
 #   *Generative*: the LLM is shown all eight Mikels labels without a hint and must choose;
@@ -87,7 +90,8 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import paths
-from tinyemo.mmllm import artifact, ceiling, evaluate, figures, infer, recipes
+from tinyemo.mmllm import artifact, evaluate, figures, infer, recipes
+from tinyemo.mmllm.data import pad_id_of
 from tinyemo.mmllm.train import write_loss_log
 from tinyemo.projector.artifact import load_projector
 
@@ -151,6 +155,21 @@ eval_seconds = time.perf_counter() - started
 tuned_metrics
 
 # %% [markdown]
+# ## Does it read the image?
+#
+# Object mentions alone cannot say whether the model looked at the image: the hint names
+# the label, and every label has its typical objects. So the reference answers of the same
+# test images are scored twice, with each image's own patches and with another test image's
+# (`recipes.image_reliance`). The rise in loss, in nats per answer token, is the model's
+# **image reliance**: zero for a model that writes the same whatever it is shown.
+
+# %%
+pad_id = pad_id_of(tokenizer)
+test_examples = test.examples(tokenizer, tuned.n_image_tokens, params)
+tuned_metrics |= recipes.image_reliance(tuned, test_examples, test.patches, pad_id)
+{k: round(tuned_metrics[k], 4) for k in ("loss_own_image", "loss_other_image", "image_reliance")}
+
+# %% [markdown]
 # ## The base LLM before fine-tuning
 #
 # The pre-trained connector on the untouched LLM, on the first `n_base_eval_images` of the
@@ -164,6 +183,7 @@ base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
     projector.label_names, max_new_tokens, eval_batch_size, system_prompt, "base",
     repetition_penalty)
+base_metrics |= recipes.image_reliance(base_model, test_examples, test.patches, pad_id)
 del base_model
 base_metrics
 
@@ -175,10 +195,11 @@ base_metrics
 # grids (mean and max over patches), predicts which objects are in every test image. Its
 # key-object recall and false-object rate are the reference for the MM-LLM's key-object
 # recall and hallucination rate: the gap between them is the connector's and the LLM's
-# share, which more training can close; the probe's own misses are the vision tower's.
+# share (the image reliance above says how much of the image they use at all); the
+# probe's own misses are the vision tower's.
 
 # %%
-vision_probe = ceiling.emoscenes_probe(fit_split="train", test_split="test")
+vision_probe = recipes.vision_probe(fit_split="train", test_split="test")
 vision_probe
 
 # %% [markdown]

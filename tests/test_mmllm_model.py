@@ -105,3 +105,22 @@ def test_generation_returns_new_tokens_for_left_padded_batches(tiny):
                          batch["attention_mask"], max_new_tokens=5,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=-1)
     assert out.shape == (2, 5)
+
+
+def test_image_reliance_compares_each_record_with_another_records_image(tiny):
+    from dataclasses import replace
+
+    from tests.mmllm_helpers import examples_and_patches
+    from tinyemo.mmllm.recipes import image_reliance, mean_loss
+
+    model, tokenizer = tiny
+    examples, patches = examples_and_patches(tokenizer, 4)
+    pad = tokenizer.pad_token_id
+    measured = image_reliance(model, examples, patches, pad)
+    shifted = [replace(e, patch_row=(e.patch_row + 1) % 4) for e in examples]
+    assert measured["loss_other_image"] == pytest.approx(mean_loss(model, shifted, patches, pad))
+    assert measured["image_reliance"] != 0
+    blind = image_reliance(model, examples, patches[:1].expand(4, -1, -1), pad)
+    assert blind["image_reliance"] == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least two different images"):
+        image_reliance(model, examples[:1], patches, pad)

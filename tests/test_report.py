@@ -52,3 +52,14 @@ def test_readme_without_markers_is_left_alone(in_tmp):
     readme.write_text("no markers here\n")
     assert report.update_readme("section", readme) is False
     assert readme.read_text() == "no markers here\n"
+
+
+def test_the_machine_line_names_every_code_revision_the_stages_ran_at(in_tmp):
+    write_stage(in_tmp, "assets", {}, 1.0)
+    write_stage(in_tmp, "bias", {}, 1.0)
+    records = report.stage_records()
+    assert "code revision `0123456789`." in report.machine_line(records, "smoke")
+    later = in_tmp / "results/bias/provenance.json"
+    later.write_text(later.read_text().replace("0123456789abcdef", "fedcba9876543210"))
+    line = report.machine_line(report.stage_records(), "smoke")
+    assert "code revisions `0123456789`, `fedcba9876`" in line and "uncommitted" not in line

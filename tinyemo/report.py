@@ -31,13 +31,14 @@ HEADLINES: dict[str, list[str]] = {
         "emotion6.zeroshot.random.held_out_top1", "emoscenes.tuned_recipe.test.top1.mean",
         "emoscenes.paper_recipe.test.top1.mean", "emoscenes.logistic_regression.test.top1",
     ],
-    "pretrain": ["val_loss_before", "val_loss_after", "train_seconds"],
+    "pretrain": ["val_loss_before", "val_loss_after", "image_reliance", "train_seconds"],
     "finetune": [
         "detached_label_accuracy", "generative_label_accuracy",
         "reasoning_names_correct_emotion", "base_llm_reasoning_names_correct_emotion",
         "key_object_recall", "base_llm_key_object_recall", "hallucination_rate",
         "base_llm_hallucination_rate", "vision_probe_key_object_recall",
-        "vision_probe_false_object_rate", "rouge_l", "base_llm_rouge_l", "train_seconds",
+        "vision_probe_false_object_rate", "image_reliance", "base_llm_image_reliance", "rouge_l",
+        "base_llm_rouge_l", "train_seconds",
     ],
     "bias": [
         "planted_recall_top_k", "false_flags", "control_flags", "flip_toward_biased",
@@ -112,17 +113,18 @@ def timings_table(records: dict[str, dict]) -> str:
 
 
 def machine_line(records: dict[str, dict], profile: str) -> str:
-    for record in records.values():
-        prov = record["provenance"]
-        if prov:
-            hw = prov["hardware"]
-            commit = prov["git"]["commit"][:10]
-            dirty = " (with uncommitted changes)" if prov["git"]["dirty"] else ""
-            return (
-                f"Profile `{profile}`, measured on {hw['cpu']} ({hw['cpu_count']} cores, torch threads "
-                f"{hw.get('torch_threads')}), code revision `{commit}`{dirty}."
-            )
-    return ""
+    """Where and from which code the stages ran (every revision, when stages ran at several)."""
+    provenances = [record["provenance"] for record in records.values() if record["provenance"]]
+    if not provenances:
+        return ""
+    hw = provenances[0]["hardware"]
+    commits = list(dict.fromkeys(prov["git"]["commit"][:10] for prov in provenances))
+    dirty = " (with uncommitted changes)" if any(p["git"]["dirty"] for p in provenances) else ""
+    revisions = (f"code revision `{commits[0]}`" if len(commits) == 1 else
+                 "code revisions " + ", ".join(f"`{c}`" for c in commits)
+                 + " (each stage's in its provenance.json)")
+    return (f"Profile `{profile}`, measured on {hw['cpu']} ({hw['cpu_count']} cores, torch threads "
+            f"{hw.get('torch_threads')}), {revisions}{dirty}.")
 
 
 def headline_table(records: dict[str, dict], headlines: dict[str, list[str]]) -> str:

@@ -43,7 +43,7 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) ->
     for k in range(train_y.shape[1]):
         column = train_y[:, k]
         if column.all() or not column.any():  # one class only: predict it
-            predicted[:, k] = column[0] if len(column) else False
+            predicted[:, k] = column[0]
             continue
         model = LogisticRegression(C=PROBE_C, max_iter=2000)
         predicted[:, k] = model.fit(train_x, column).predict(test_x).astype(bool)
@@ -69,15 +69,3 @@ def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: tor
         "false_object_rate": float((predicted & ~truth).sum() / n_predicted) if n_predicted else 0.0,
     }
 
-
-def emoscenes_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
-    """`probe` fitted on one EmoScenes split's cached patches and tested on another's."""
-    from tinyemo.features import load_features
-    from tinyemo.scenes import load_scene_records
-
-    def patches_and_scenes(split: str):
-        features = load_features("emoscenes", split)
-        by_id = {record.id: record for record in load_scene_records(split=split)}
-        return features.patches, [by_id[i] for i in features.ids]
-
-    return probe(*patches_and_scenes(fit_split), *patches_and_scenes(test_split))

@@ -4,22 +4,24 @@
 pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
 MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records,
 mixed with caption records of the training images (TinyLLaVA's fine-tuning mix holds
-captions too: they are short and name every object, so they teach reading the image).
+captions too: they are short and name every object in the image).
 Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
 Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
 output, which DVC and the runner clear before a run), and are removed once the run is done.
+The measurements the notebooks share sit here too: held-out loss, image reliance, the test
+images and the linear probe of their patches.
 """
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from tinyemo import config as tconfig
 from tinyemo.features import load_features
-from tinyemo.mmllm import artifact
+from tinyemo.mmllm import artifact, ceiling
 from tinyemo.mmllm.data import build_examples, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.train import TrainConfig, TrainResult, train
 from tinyemo.scenes import load_conversations
@@ -138,6 +140,20 @@ def mean_loss(model, examples, patches, pad_id: int, batch_size: int = 8) -> flo
     return total / count
 
 
+def image_reliance(model, examples, patches, pad_id: int, batch_size: int = 8) -> dict[str, float]:
+    """Does the model read the image? Its answer loss on `examples` with each record's own
+    image, and with another record's image (every distinct image swapped for the next one).
+    A model that ignores its image tokens scores the same on both."""
+    rows = sorted({e.patch_row for e in examples})
+    if len(rows) < 2:
+        raise ValueError("image reliance needs records of at least two different images")
+    swap = dict(zip(rows, rows[1:] + rows[:1]))
+    swapped = [replace(e, patch_row=swap[e.patch_row]) for e in examples]
+    own = mean_loss(model, examples, patches, pad_id, batch_size)
+    other = mean_loss(model, swapped, patches, pad_id, batch_size)
+    return {"loss_own_image": own, "loss_other_image": other, "image_reliance": other - own}
+
+
 @dataclass
 class TestImages:
     """A seeded subset of the EmoScenes test split, aligned across its sources."""
@@ -147,15 +163,32 @@ class TestImages:
     pooled: torch.Tensor  # [N, D] for the Metric Projector
     patches: torch.Tensor  # [N, P, C] for the MM-LLM
 
+    def examples(self, tokenizer, n_image_tokens: int, params) -> list:
+        """The reference records tokenised, image i with patch row i (for `image_reliance`)."""
+        return build_examples(self.references, tokenizer, [s.id for s in self.scenes],
+                              n_image_tokens, params.max_length, params.system_prompt)
 
-def test_images(n: int, seed: int) -> TestImages:
+
+def scene_features(split: str):
+    """(cached features, the SceneRecord of each feature row) of an EmoScenes split."""
     from tinyemo.scenes import load_scene_records
 
-    features = load_features("emoscenes", "test")
-    scenes = {s.id: s for s in load_scene_records(split="test")}
+    features = load_features("emoscenes", split)
+    by_id = {record.id: record for record in load_scene_records(split=split)}
+    return features, [by_id[i] for i in features.ids]
+
+
+def test_images(n: int, seed: int) -> TestImages:
+    features, scenes = scene_features("test")
     references = {Path(r["image"]).stem: r for r in load_conversations("finetune", "test")}
     order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
     rows = sorted(order[:n].tolist())
-    ids = [features.ids[r] for r in rows]
-    return TestImages([scenes[i] for i in ids], [references[i] for i in ids],
+    return TestImages([scenes[r] for r in rows], [references[features.ids[r]] for r in rows],
                       features.pooled[rows], features.patches[rows].float())
+
+
+def vision_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
+    """`ceiling.probe` fitted on one EmoScenes split's cached patches, tested on another's."""
+    fit_features, fit_scenes = scene_features(fit_split)
+    test_features, test_scenes = scene_features(test_split)
+    return ceiling.probe(fit_features.patches, fit_scenes, test_features.patches, test_scenes)
