@@ -23,7 +23,9 @@ def git_revision() -> dict:
         except (OSError, subprocess.CalledProcessError):
             return ""
 
-    return {"commit": run("rev-parse", "HEAD") or "unknown", "dirty": bool(run("status", "--porcelain"))}
+    # dvc.lock is rewritten by DVC after every stage of a run, so it does not make a tree dirty
+    changed = run("status", "--porcelain", "--", ".", ":(exclude)dvc.lock")
+    return {"commit": run("rev-parse", "HEAD") or "unknown", "dirty": bool(changed)}
 
 
 def package_versions() -> dict:
