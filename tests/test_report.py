@@ -57,6 +57,10 @@ def test_readme_without_markers_is_left_alone(in_tmp):
 def test_the_machine_line_names_every_code_revision_the_stages_ran_at(in_tmp):
     write_stage(in_tmp, "assets", {}, 1.0)
     write_stage(in_tmp, "bias", {}, 1.0)
+    write_stage(in_tmp, "report", {}, 1.0)
+    earlier = in_tmp / "results/report/provenance.json"
+    earlier.write_text(earlier.read_text().replace("0123456789abcdef", "aaaaaaaaaaaaaaaa")
+                       .replace('"dirty": false', '"dirty": true'))
     records = report.stage_records()
     assert "code revision `0123456789`." in report.machine_line(records, "smoke")
     later = in_tmp / "results/bias/provenance.json"

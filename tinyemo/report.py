@@ -113,8 +113,10 @@ def timings_table(records: dict[str, dict]) -> str:
 
 
 def machine_line(records: dict[str, dict], profile: str) -> str:
-    """Where and from which code the stages ran (every revision, when stages ran at several)."""
-    provenances = [record["provenance"] for record in records.values() if record["provenance"]]
+    """Where and from which code the stages ran (every revision, when stages ran at several).
+    The report stage itself measures nothing, and its record is the previous run's."""
+    provenances = [record["provenance"] for name, record in records.items()
+                   if record["provenance"] and name != "report"]
     if not provenances:
         return ""
     hw = provenances[0]["hardware"]
