@@ -7,6 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The Emotion6 features: the sample folder beside the clone, unless TINYEMO_DATA_DIR says otherwise.
+SHARED_DATA := $(wildcard $(abspath ../shared/data/tinyemo-sample))
+export TINYEMO_DATA_DIR ?= $(SHARED_DATA)
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
 
