@@ -54,7 +54,7 @@ def test_readme_without_markers_is_left_alone(in_tmp):
     assert readme.read_text() == "no markers here\n"
 
 
-def test_the_machine_line_names_every_code_revision_the_stages_ran_at(in_tmp):
+def test_the_report_leaves_itself_out_and_names_every_code_revision_the_stages_ran_at(in_tmp):
     write_stage(in_tmp, "assets", {}, 1.0)
     write_stage(in_tmp, "bias", {}, 1.0)
     write_stage(in_tmp, "report", {}, 1.0)
@@ -62,6 +62,7 @@ def test_the_machine_line_names_every_code_revision_the_stages_ran_at(in_tmp):
     earlier.write_text(earlier.read_text().replace("0123456789abcdef", "aaaaaaaaaaaaaaaa")
                        .replace('"dirty": false', '"dirty": true'))
     records = report.stage_records()
+    assert "report" not in records
     assert "code revision `0123456789`." in report.machine_line(records, "smoke")
     later = in_tmp / "results/bias/provenance.json"
     later.write_text(later.read_text().replace("0123456789abcdef", "fedcba9876543210"))

@@ -79,11 +79,12 @@ def read_json(path: Path) -> dict | None:
 
 
 def stage_records(results: Path = paths.RESULTS) -> dict[str, dict]:
-    """Per stage that has run: its metrics and provenance (None where missing)."""
+    """Per stage that has run, the report itself aside (its folder holds the previous
+    report's run): its metrics and provenance (None where missing)."""
     records = {}
     for name in STAGES:
         folder = results / name
-        if folder.is_dir():
+        if folder.is_dir() and name != "report":
             records[name] = {
                 "metrics": read_json(folder / "metrics.json"),
                 "provenance": read_json(folder / "provenance.json"),
@@ -113,10 +114,8 @@ def timings_table(records: dict[str, dict]) -> str:
 
 
 def machine_line(records: dict[str, dict], profile: str) -> str:
-    """Where and from which code the stages ran (every revision, when stages ran at several).
-    The report stage itself measures nothing, and its record is the previous run's."""
-    provenances = [record["provenance"] for name, record in records.items()
-                   if record["provenance"] and name != "report"]
+    """Where and from which code the stages ran (every revision, when stages ran at several)."""
+    provenances = [record["provenance"] for record in records.values() if record["provenance"]]
     if not provenances:
         return ""
     hw = provenances[0]["hardware"]
