@@ -183,6 +183,10 @@ def load_embedding_table(
         with safe_open(folder / "model.safetensors", framework="pt") as weights:
             table = weights.get_tensor(EMBEDDING_KEY)
         return AutoTokenizer.from_pretrained(folder), table.float()
+    if spec.family == "hub":
+        from tinyemo.embedding_table import load_hub_embedding_table
+
+        return load_hub_embedding_table(name)
     model, tokenizer = load_llm(name, trust_remote_code=trust_remote_code, base_dir=base_dir)
     return tokenizer, model.get_input_embeddings().weight.detach().float().clone()
 

@@ -33,6 +33,8 @@ class LLMSpec:
     tokenizer: str = ""  # hub id of the tokenizer when it differs from `source`
     needs_remote_code: bool = False
     gguf_file: str = ""
+    revision: str = ""  # hub commit hash the weights are pinned to ("": none known, the hub's main)
+    tokenizer_revision: str = ""  # commit hash of `tokenizer` when it is another repository
 
 
 VISION_TOWERS: dict[str, VisionTowerSpec] = {
@@ -57,6 +59,11 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
     )
 }
 
+# Hub revisions: commit hashes of the hub repositories. No commit of apple/OpenELM-*-Instruct
+# could be confirmed, so those two follow the hub's main branch; the embedding loader records
+# the commit it actually read (tinyemo.embedding_table).
+LLAMA2_TOKENIZER_REVISION = "01c7f73d771dfac7d292323805ebc428287df4f9"  # meta-llama/Llama-2-7b-hf
+
 LLMS: dict[str, LLMSpec] = {
     spec.name: spec
     for spec in (
@@ -67,16 +74,19 @@ LLMS: dict[str, LLMSpec] = {
         LLMSpec(
             "openelm-270m-instruct", "hub", source="apple/OpenELM-270M-Instruct", embed_dim=1280,
             tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
+            tokenizer_revision=LLAMA2_TOKENIZER_REVISION,
         ),
         LLMSpec(
             "openelm-450m-instruct", "hub", source="apple/OpenELM-450M-Instruct", embed_dim=1536,
             tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
+            tokenizer_revision=LLAMA2_TOKENIZER_REVISION,
         ),
         LLMSpec(
             "tinyllama-1.1b-chat", "hub", source="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
-            embed_dim=2048,
+            embed_dim=2048, revision="fe8a4ea1ffedaf415f4da2f062534de366a451e6",
         ),
-        LLMSpec("phi-2", "hub", source="microsoft/phi-2", embed_dim=2560),
+        LLMSpec("phi-2", "hub", source="microsoft/phi-2", embed_dim=2560,
+                revision="ef382358ec9e382308935a992d908de099b64c23"),
         LLMSpec("tiny-random-llama", "tiny-random", source="config", embed_dim=64),
     )
 }
