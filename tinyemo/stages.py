@@ -34,6 +34,7 @@ STAGES: dict[str, Stage] = {
         Stage("pretrain", "02_pretrain.py", "pretrain"),
         Stage("finetune", "03_finetune.py", "finetune"),
         Stage("bias", "05_bias.py", "bias"),
+        Stage("paper_table", "07_paper_table.py", "paper_table"),
         Stage("report", "06_report.py", None),
     )
 }

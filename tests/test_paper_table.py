@@ -1,0 +1,148 @@
+"""The paper_table stage: every column, the pipeline's own numbers in the table, clear errors."""
+import csv
+import json
+
+import pytest
+import torch
+
+from tinyemo import config, taxonomy
+from tinyemo.config import ConfigError, PaperTableParams
+from tinyemo.features import FeatureSet
+from tinyemo.projector import paper_numbers, paper_table
+from tinyemo.projector.joint import JointTrainingError
+from tinyemo.projector.paper_table import FeatureSource
+
+WEBEMO = getattr(taxonomy, "PARROTT25", ("anger", "fear", "joy", "love", "sadness", "surprise"))
+LABELS = {
+    "emotionroi": taxonomy.EKMAN6, "emoset": taxonomy.MIKELS8, "webemo": WEBEMO,
+    "emotion6": taxonomy.EKMAN6, "fi": taxonomy.MIKELS8, "artphoto": taxonomy.MIKELS8,
+    "abstract": taxonomy.MIKELS8, "unbiasedemo": taxonomy.UNBIASED6,
+}
+EIGHT = list(paper_numbers.COLUMNS)  # the paper's column order
+TRAINED = ["emotionroi", "webemo", "emoset"]
+FAST = {"epochs": 10, "max_lr": 3.0e-3, "pct_start": 0.1}
+
+
+def clustered_sets(width=24, per_class=(12, 4, 6), seed=0):
+    """Features of the eight datasets from one tower: one well-separated cluster per label word
+    (the same word in two datasets is the same cluster), so in-domain top-1 must be near 1."""
+    g = torch.Generator().manual_seed(seed)
+    words = sorted({label for names in LABELS.values() for label in names})
+    centres = dict(zip(words, 4 * torch.nn.functional.normalize(torch.randn(len(words), width, generator=g), dim=1)))
+    sets = {}
+    for name, names in LABELS.items():
+        for split, n in zip(("train", "val", "test"), per_class):
+            labels = [label for label in names for _ in range(n)]
+            pooled = torch.stack([centres[label] for label in labels]) + 0.3 * torch.randn(len(labels), width, generator=g)
+            sets[name, split] = FeatureSet([f"{name}/{split}/{i}" for i in range(len(labels))], pooled, labels, names)
+    return sets
+
+
+def params(**changes):
+    values = dict(train_datasets=TRAINED, eval_datasets=EIGHT, llms=["tiny-random-llama"], sources=[],
+                  recipes={"paper": FAST, "tinyemo-700m": {**FAST, "loss": "ntxent", "synonym_p": 0.5}},
+                  seeds=[0], lr_cv_folds=2)
+    return PaperTableParams(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def eight(tmp_path_factory):
+    """The stage's computation on all eight datasets, written to disk as the stage writes it."""
+    p = params()
+    rows = paper_table.plan_rows(p, "tiny-random-llama")
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
+    out = tmp_path_factory.mktemp("paper_table")
+    paper_table.write_outputs(metrics, rows, out)
+    return out
+
+
+def test_every_column_is_present_with_its_class_count_and_flags(eight):
+    table = (eight / "table.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| row"))
+    for name in EIGHT:
+        title = paper_numbers.column_title(name, len(LABELS[name]))
+        assert title in header, title
+    assert header.count("in-domain") == 3
+    assert "| Emotion6 6 [shares images with training] |" in header  # EmotionROI was trained on
+    assert "| FI 8 |" in header  # zero-shot: no mark
+    metrics = json.loads((eight / "metrics.json").read_text())
+    assert metrics["groups"][0]["leaked_columns"] == ["emotion6"]
+    assert (eight / "figures" / "top1_heatmap.png").stat().st_size > 1000
+
+
+def test_known_truth_in_domain_and_the_floor_and_ceiling(eight):
+    metrics = json.loads((eight / "metrics.json").read_text())
+    table = metrics["table"]
+    assert set(table) == {"tiny-random-llama · paper", "tiny-random-llama · tinyemo-700m",
+                          "random anchors (floor) · paper", paper_table.PROBE_ROW}
+    for name in TRAINED:  # separable clusters: the probe and well-spread random anchors fit them
+        assert table[paper_table.PROBE_ROW][name]["top1"]["mean"] > 0.95
+        assert table["random anchors (floor) · paper"][name]["top1"]["mean"] > 0.9
+        assert table["random anchors (floor) · paper"][name]["in_domain"]
+    assert set(table[paper_table.PROBE_ROW]) == set(TRAINED)  # the probe needs labels: in-domain only
+    for name in EIGHT:
+        cell = table["tiny-random-llama · paper"][name]
+        assert cell["n_classes"] == len(LABELS[name]) and cell["n"] == 6 * len(LABELS[name])
+        assert cell["in_domain"] == (name in TRAINED)
+
+
+def test_the_table_shows_the_numbers_the_pipeline_computed(eight):
+    metrics = json.loads((eight / "metrics.json").read_text())
+    lines = {line.split(" | ")[0].strip("| "): line for line in (eight / "table.md").read_text().splitlines()}
+    for row, cells in metrics["table"].items():
+        shown = [part.strip() for part in lines[row].strip("|").split("|")][1:]
+        for name, text in zip(EIGHT, shown):
+            if name in cells:
+                assert text.split(" ")[0] == f"{100 * cells[name]['top1']['mean']:.2f}", (row, name)
+            else:
+                assert text == "—"
+    with open(eight / "table.csv") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == sum(len(cells) for cells in metrics["table"].values())
+    for record in records:
+        cell = metrics["table"][record["row"]][record["dataset"]]
+        assert float(record["top1_mean"]) == pytest.approx(100 * cell["top1"]["mean"], abs=1e-3)
+
+
+def test_paper_numbers_and_delta_beside_ours(monkeypatch, tmp_path):
+    published = paper_numbers.PUBLISHED["TinyEmo-700M"]["top1"]
+    monkeypatch.setattr(paper_table, "published_for",
+                        lambda llm: ("TinyEmo-700M", published) if llm == "tiny-random-llama" else None)
+    p = params(recipes={"paper": FAST})
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
+    paper_table.write_outputs(metrics, paper_table.plan_rows(p, "tiny-random-llama"), tmp_path)
+    ours = 100 * json.loads((tmp_path / "metrics.json").read_text())["table"]["tiny-random-llama · paper"]["fi"]["top1"]["mean"]
+    line = next(l for l in (tmp_path / "table.md").read_text().splitlines() if l.startswith("| tiny-random-llama"))
+    assert f"{ours:.2f} (paper 64.16, Δ {ours - 64.16:+.2f})" in line
+    assert "| TinyEmo-3.21B (not stated) | 70.54 | 83.82 | 41.41 | 77.27 |" in (tmp_path / "table.md").read_text()
+
+
+def test_groups_of_different_towers_score_their_own_columns(tmp_path):
+    sets = clustered_sets()
+    wide = clustered_sets(width=40, seed=1)
+    sets.update({key: value for key, value in wide.items() if key[0] == "fi"})
+    p = params(train_datasets=[["emotionroi"], ["fi"]], eval_datasets=["emotionroi", "fi", "emoset"],
+               recipes={"paper": FAST})
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(sets))
+    first, second = metrics["groups"]
+    assert first["columns"] == ["emotionroi", "emoset"] and "fi" in first["skipped_columns"]
+    assert second["columns"] == ["fi"] and second["width"] == 40
+    assert metrics["table"]["tiny-random-llama · paper"]["fi"]["group"] == ["fi"]
+    assert metrics["table"]["tiny-random-llama · paper"]["emoset"]["group"] == ["emotionroi"]
+
+
+def test_bad_input_gets_a_clear_error():
+    with pytest.raises(ConfigError, match=r"unknown evaluation datasets \['emotion7'\]; valid: .*emotion6"):
+        config.validate_section("paper_table", {"train_datasets": ["emotion6"], "eval_datasets": ["emotion7"],
+                                                "recipes": {"paper": {}}})
+    with pytest.raises(ConfigError, match="recipe 'paper': loss"):
+        config.validate_section("paper_table", {"train_datasets": ["fi"], "eval_datasets": ["fi"],
+                                                "recipes": {"paper": {"loss": "hinge"}}})
+    with pytest.raises(ConfigError, match="unknown LLM 'gpt-5'"):
+        config.validate_section("paper_table", {"train_datasets": ["fi"], "eval_datasets": ["fi"],
+                                                "llms": ["gpt-5"], "recipes": {"paper": {}}})
+    sets = clustered_sets()
+    sets.update({key: value for key, value in clustered_sets(width=40).items() if key[0] == "fi"})
+    p = params(train_datasets=["emotionroi", "fi"], eval_datasets=["fi"], recipes={"paper": FAST})
+    with pytest.raises(JointTrainingError, match=r"different widths \(emotionroi 24, fi 40\)"):
+        paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(sets))
