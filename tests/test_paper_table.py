@@ -146,3 +146,44 @@ def test_bad_input_gets_a_clear_error():
     p = params(train_datasets=["emotionroi", "fi"], eval_datasets=["fi"], recipes={"paper": FAST})
     with pytest.raises(JointTrainingError, match=r"different widths \(emotionroi 24, fi 40\)"):
         paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(sets))
+
+
+def test_the_stage_runs_its_notebook_on_cached_features(tmp_path):
+    """`tinyemo stage paper_table` (smoke profile) on cached Emotion6-like (768-d) and
+    EmoScenes-like (32-d) features: two training groups, one column each, all outputs written."""
+    import shutil
+
+    from tests.conftest import REPO, working_directory
+    from tinyemo import runner
+    from tinyemo.features import feature_path
+
+    for name in ("notebooks", "profiles"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    g = torch.Generator().manual_seed(0)
+    with working_directory(tmp_path):
+        config.write_params("smoke")
+        for dataset, names, width, splits in (("emotion6", taxonomy.EKMAN6, 768, ("train", "val")),
+                                              ("emoscenes", taxonomy.MIKELS8, 32, ("train", "val", "test"))):
+            centres = 3 * torch.randn(len(names), width, generator=g)
+            for split in splits:
+                labels = [label for label in names for _ in range(10)]
+                pooled = centres.repeat_interleave(10, dim=0) + 0.5 * torch.randn(len(labels), width, generator=g)
+                FeatureSet([f"{split}{i}" for i in range(len(labels))], pooled, labels, names).save(
+                    feature_path(dataset, split))
+        runner.run("paper_table")
+    out = tmp_path / "results" / "paper_table"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["profile"] == "smoke" and metrics["eval_split"] == {"emotion6": "val", "emoscenes": "test"}
+    assert [g["columns"] for g in metrics["groups"]] == [["emotion6"], ["emoscenes"]]
+    assert set(metrics["table"]) == {"tiny-random-llama · paper", "tiny-random-llama · tinyemo-700m",
+                                     "tiny-random-llama · tuned", "random anchors (floor) · paper",
+                                     paper_table.PROBE_ROW}
+    table = (out / "table.md").read_text()
+    assert "| Emotion6 6 [in-domain, val split] | EmoScenes 8 [in-domain] |" in table
+    tuned = metrics["table"]["tiny-random-llama · tuned"]
+    line = next(l for l in table.splitlines() if l.startswith("| tiny-random-llama · tuned |"))
+    assert line == (f"| tiny-random-llama · tuned | {100 * tuned['emotion6']['top1']['mean']:.2f} | "
+                    f"{100 * tuned['emoscenes']['top1']['mean']:.2f} |")
+    for name in ("table.csv", "figures/top1_heatmap.png", "notebook.ipynb", "notebook.html", "provenance.json"):
+        assert (out / name).exists(), name
