@@ -100,7 +100,7 @@ print(f"{metrics['wall_seconds']:.0f} s")
 # paper's own rows are listed underneath, with the citation.
 
 # %%
-written = paper_table.write_outputs(metrics, rows, out)
+written = paper_table.write_outputs(metrics, out)
 display(Markdown(written["table"].read_text()))
 
 # %% [markdown]

@@ -49,10 +49,9 @@ def params(**changes):
 def eight(tmp_path_factory):
     """The stage's computation on all eight datasets, written to disk as the stage writes it."""
     p = params()
-    rows = paper_table.plan_rows(p, "tiny-random-llama")
     metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
     out = tmp_path_factory.mktemp("paper_table")
-    paper_table.write_outputs(metrics, rows, out)
+    paper_table.write_outputs(metrics, out)
     return out
 
 
@@ -110,7 +109,7 @@ def test_paper_numbers_and_delta_beside_ours(monkeypatch, tmp_path):
                         lambda llm: ("TinyEmo-700M", published) if llm == "tiny-random-llama" else None)
     p = params(recipes={"paper": FAST})
     metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
-    paper_table.write_outputs(metrics, paper_table.plan_rows(p, "tiny-random-llama"), tmp_path)
+    paper_table.write_outputs(metrics, tmp_path)
     ours = 100 * json.loads((tmp_path / "metrics.json").read_text())["table"]["tiny-random-llama · paper"]["fi"]["top1"]["mean"]
     line = next(l for l in (tmp_path / "table.md").read_text().splitlines() if l.startswith("| tiny-random-llama"))
     assert f"{ours:.2f} (paper 64.16, Δ {ours - 64.16:+.2f})" in line
@@ -129,6 +128,17 @@ def test_groups_of_different_towers_score_their_own_columns(tmp_path):
     assert second["columns"] == ["fi"] and second["width"] == 40
     assert metrics["table"]["tiny-random-llama · paper"]["fi"]["group"] == ["fi"]
     assert metrics["table"]["tiny-random-llama · paper"]["emoset"]["group"] == ["emotionroi"]
+
+
+def test_joint_and_single_dataset_groups_get_rows_of_their_own():
+    p = params(train_datasets=[["emotionroi", "emoset"], ["emoset"]], eval_datasets=["emoset", "fi"],
+               recipes={"paper": FAST})
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
+    joint, single = "tiny-random-llama · paper · trained on emotionroi+emoset", "tiny-random-llama · paper · trained on emoset"
+    assert set(metrics["table"][joint]) == set(metrics["table"][single]) == {"emoset", "fi"}
+    assert metrics["table"][single]["emoset"]["group"] == ["emoset"]
+    assert metrics["row_info"][single] == {"source": "llm", "llm": "tiny-random-llama", "recipe": "paper"}
+    assert f"{paper_table.PROBE_ROW} · trained on emoset" in metrics["table"]
 
 
 def test_bad_input_gets_a_clear_error():

@@ -227,31 +227,41 @@ def compute(params: PaperTableParams, *, base_llm: str, seed: int = 0,
             "leaked_columns": leaked_columns(group, list(inputs.tests)),
             "rows": results, "probe": run_probe(inputs, params.lr_cv_folds, seed),
         })
+    table, row_info = merge_groups(groups, params.eval_datasets)
     return {
         "eval_datasets": list(params.eval_datasets),
         "n_classes": {name: len(f.label_names) for name, f in tests.items()},
         "eval_split": splits, "seeds": list(params.seeds), "rows": [row.name for row in rows],
-        "groups": groups, "table": merge_groups(groups, params.eval_datasets),
+        "groups": groups, "table": table, "row_info": row_info,
         "wall_seconds": time.perf_counter() - started,
     }
 
 
-def merge_groups(groups: list[dict], eval_datasets: Sequence[str]) -> dict:
-    """One cell per (row, column): from the group that trained on the column's dataset, else the
-    first group that could score it. Keys: row name -> dataset -> cell (with `group`)."""
+PROBE_INFO = {"source": "probe", "llm": "", "recipe": "logistic regression"}
+
+
+def merge_groups(groups: list[dict], eval_datasets: Sequence[str]) -> tuple[dict, dict]:
+    """(table, row info): display row -> dataset -> cell, and display row -> what it is.
+
+    When no two groups score the same column (e.g. one group per vision tower), each row's
+    cells come from the group that scores the column. Otherwise every group gets its own rows,
+    named `... · trained on A+B` (e.g. joint and single-dataset training side by side).
+    """
+    shared = any(set(a["columns"]) & set(b["columns"]) for i, a in enumerate(groups) for b in groups[i + 1:])
     table: dict[str, dict] = {}
-    for dataset in eval_datasets:
-        owners = [i for i, g in enumerate(groups) if dataset in g["train_datasets"] and dataset in g["columns"]]
-        owners = owners or [i for i, g in enumerate(groups) if dataset in g["columns"]]
-        if not owners:
-            continue
-        group = groups[owners[0]]
+    info: dict[str, dict] = {}
+    for group in groups:
+        suffix = f" · trained on {'+'.join(group['train_datasets'])}" if shared else ""
         for name, row in [*group["rows"].items(), (PROBE_ROW, group["probe"])]:
-            if dataset in row["cells"]:
-                cell = {**row["cells"][dataset], "group": group["train_datasets"],
+            display = name + suffix
+            info[display] = {key: row[key] for key in ("source", "llm", "recipe")} if name != PROBE_ROW \
+                else dict(PROBE_INFO)
+            for dataset in eval_datasets:
+                if dataset in row["cells"]:
+                    table.setdefault(display, {})[dataset] = {
+                        **row["cells"][dataset], "group": group["train_datasets"],
                         "leaked": dataset in group["leaked_columns"]}
-                table.setdefault(name, {})[dataset] = cell
-    return table
+    return table, info
 
 
 # --------------------------------------------------------------------------- rendering
@@ -276,12 +286,12 @@ def column_header(metrics: dict, dataset: str) -> str:
     return title + (f" [{', '.join(marks)}]" if marks else "")
 
 
-def table_rows(metrics: dict, row_info: dict[str, dict]) -> list[list[str]]:
+def table_rows(metrics: dict) -> list[list[str]]:
     """Our rows (with the paper's number and the delta where the paper used the same LLM)."""
     datasets = [d for d in metrics["eval_datasets"] if d in metrics["n_classes"]]
     out = []
     for name, cells in metrics["table"].items():
-        published = published_for(row_info.get(name, {}).get("llm", "")) if name != PROBE_ROW else None
+        published = published_for(metrics["row_info"][name]["llm"])
         line = [name]
         for dataset in datasets:
             text = _percent(cells.get(dataset))
@@ -294,10 +304,10 @@ def table_rows(metrics: dict, row_info: dict[str, dict]) -> list[list[str]]:
     return out
 
 
-def render_markdown(metrics: dict, row_info: dict[str, dict]) -> str:
+def render_markdown(metrics: dict) -> str:
     datasets = [d for d in metrics["eval_datasets"] if d in metrics["n_classes"]]
     header = ["row (anchors · recipe)", *[column_header(metrics, d) for d in datasets]]
-    ours = markdown_table(header, table_rows(metrics, row_info))
+    ours = markdown_table(header, table_rows(metrics))
     paper_header = ["published (paper)", *[column_title(d, metrics["n_classes"][d]) for d in datasets]]
     paper_rows = [[f"{model} ({row['recipe']})", *[f"{row['top1'][d]:.2f}" if d in row["top1"] else "—"
                                                     for d in datasets]]
@@ -324,15 +334,15 @@ def render_markdown(metrics: dict, row_info: dict[str, dict]) -> str:
             + markdown_table(paper_header, paper_rows) + "\n")
 
 
-def render_csv(metrics: dict, row_info: dict[str, dict]) -> str:
+def render_csv(metrics: dict) -> str:
     """One line per cell: row, anchors, recipe, dataset, classes, flags, ours, paper, delta."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["row", "source", "llm", "recipe", "dataset", "n_classes", "split", "in_domain",
                      "shares_images_with_training", "trained_on", "top1_mean", "top1_std", "paper_top1", "delta"])
     for name, cells in metrics["table"].items():
-        info = row_info.get(name, {"source": "probe", "llm": "", "recipe": "logistic regression"})
-        published = published_for(info["llm"]) if name != PROBE_ROW else None
+        info = metrics["row_info"][name]
+        published = published_for(info["llm"])
         for dataset, cell in cells.items():
             if "top1" not in cell:
                 continue
@@ -391,13 +401,12 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(metrics: dict, rows: list[RowSpec], out: Path) -> dict[str, Path]:
+def write_outputs(metrics: dict, out: Path) -> dict[str, Path]:
     """table.md, table.csv, figures/top1_heatmap.png and metrics.json under `out`."""
     out = Path(out)
-    row_info = {row.name: {"source": row.source, "llm": row.llm, "recipe": row.recipe_name} for row in rows}
     paths = {"table": out / "table.md", "csv": out / "table.csv", "metrics": out / "metrics.json"}
-    _write(paths["table"], render_markdown(metrics, row_info))
-    _write(paths["csv"], render_csv(metrics, row_info))
+    _write(paths["table"], render_markdown(metrics))
+    _write(paths["csv"], render_csv(metrics))
     paths["figure"] = heatmap(metrics, out / "figures" / "top1_heatmap.png")
     _write(paths["metrics"], json.dumps(metrics, indent=2) + "\n")
     return paths
