@@ -90,6 +90,8 @@ for group in metrics["groups"]:
         print(f"  not scored: {name}: {why}")
     if group["leaked_columns"]:
         print(f"  NOT zero-shot (shares images with training): {group['leaked_columns']}")
+for group, row in metrics["selected_on_val"].items():
+    print(f"chosen on the validation splits of {group}: {row}")
 print(f"{metrics['wall_seconds']:.0f} s")
 
 # %% [markdown]

@@ -79,6 +79,10 @@ def test_known_truth_in_domain_and_the_floor_and_ceiling(eight):
         assert table["random anchors (floor) · paper"][name]["top1"]["mean"] > 0.9
         assert table["random anchors (floor) · paper"][name]["in_domain"]
     assert set(table[paper_table.PROBE_ROW]) == set(TRAINED)  # the probe needs labels: in-domain only
+    chosen = metrics["selected_on_val"]["emotionroi+webemo+emoset"]
+    rows = metrics["groups"][0]["rows"]
+    assert rows[chosen]["val_top1"]["mean"] == max(row["val_top1"]["mean"] for row in rows.values())
+    assert metrics["groups"][0]["val_datasets"] == TRAINED  # never a zero-shot column
     for name in EIGHT:
         cell = table["tiny-random-llama · paper"][name]
         assert cell["n_classes"] == len(LABELS[name]) and cell["n"] == 6 * len(LABELS[name])

@@ -43,6 +43,7 @@ from tinyemo.projector.joint import (
 )
 from tinyemo.projector.paper_numbers import CITATION, PUBLISHED, column_title, published_for
 from tinyemo.projector.recipe import Recipe
+from tinyemo.projector.study import mean_std
 from tinyemo.report import markdown_table
 
 Loader = Callable[[str, str], FeatureSet]
@@ -159,10 +160,6 @@ def group_inputs(group: Sequence[str], tests: dict, splits: dict, source: Featur
     return Inputs(train, val, scored, {name: splits[name] for name in scored}, skipped)
 
 
-def _mean_std(values: Sequence[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": [float(v) for v in values]}
-
-
 def run_row(row: RowSpec, inputs: Inputs, seeds: Sequence[int], anchor_seed: int) -> dict:
     """One row on one training group: per column top-1 mean ± std over seeds, val top-1."""
     labels = union_labels([f.label_names for f in (*inputs.train.values(), *inputs.tests.values())])
@@ -180,9 +177,9 @@ def run_row(row: RowSpec, inputs: Inputs, seeds: Sequence[int], anchor_seed: int
         first = per_seed[0][name]
         cells[name] = {**{k: first[k] for k in ("n", "n_classes", "in_domain", "shares_images_with_training")},
                        "split": inputs.test_split[name],
-                       "top1": _mean_std([scores[name]["top1"] for scores in per_seed])}
-    return {"cells": cells, "val_top1": _mean_std(val_scores) if val_scores else None,
-            "train_seconds": _mean_std(seconds)}
+                       "top1": mean_std([scores[name]["top1"] for scores in per_seed])}
+    return {"cells": cells, "val_top1": mean_std(val_scores) if val_scores else None,
+            "train_seconds": mean_std(seconds)}
 
 
 def run_probe(inputs: Inputs, folds: int, seed: int) -> dict:
@@ -201,7 +198,7 @@ def run_probe(inputs: Inputs, folds: int, seed: int) -> dict:
         if test.label_names != train.label_names:
             raise ConfigError(f"{name}: train and test label sets differ ({train.label_names} vs {test.label_names})")
         evaluation = score(test.label_ids(), probe.predict(test.pooled), test.label_names)
-        cells[name] = {"top1": _mean_std([evaluation.top1]), "n": len(test), "n_classes": len(test.label_names),
+        cells[name] = {"top1": mean_std([evaluation.top1]), "n": len(test), "n_classes": len(test.label_names),
                        "in_domain": True, "split": inputs.test_split[name], "C": probe.details["C"], "cv_folds": k}
     return {"cells": cells}
 
@@ -229,12 +226,20 @@ def compute(params: PaperTableParams, *, base_llm: str, seed: int = 0,
         })
     table, row_info = merge_groups(groups, params.eval_datasets)
     return {
+        "selected_on_val": {"+".join(g["train_datasets"]): select_on_validation(g) for g in groups},
         "eval_datasets": list(params.eval_datasets),
         "n_classes": {name: len(f.label_names) for name, f in tests.items()},
         "eval_split": splits, "seeds": list(params.seeds), "rows": [row.name for row in rows],
         "groups": groups, "table": table, "row_info": row_info,
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def select_on_validation(group: dict) -> str | None:
+    """The row a reader may pick for a group: the best mean top-1 on the training datasets' own
+    val splits (never on a zero-shot column). None without validation splits."""
+    scored = {name: row["val_top1"]["mean"] for name, row in group["rows"].items() if row["val_top1"]}
+    return max(scored, key=scored.get) if scored else None
 
 
 PROBE_INFO = {"source": "probe", "llm": "", "recipe": "logistic regression"}
@@ -315,8 +320,8 @@ def render_markdown(metrics: dict) -> str:
     groups = "; ".join(f"{'+'.join(g['train_datasets'])} ({g['width']}-d) -> {', '.join(g['columns'])}"
                        for g in metrics["groups"])
     notes = [
-        f"Top-1 (%) on each dataset's {', '.join(sorted(set(metrics['eval_split'].values())))} split, "
-        f"nearest anchor among that dataset's own labels; mean ± std over seeds {metrics['seeds']}.",
+        "Top-1 (%) on each dataset's test split (val where a column says so), nearest anchor among "
+        f"that dataset's own labels; mean ± std over seeds {metrics['seeds']}.",
         f"Training groups (features, columns scored): {groups}.",
         "In-domain columns are trained on; the others are zero-shot. Validation (the training "
         "datasets' own val splits) is the only split a choice among rows may use; upstream "
@@ -326,6 +331,9 @@ def render_markdown(metrics: dict) -> str:
         "The ceiling is a logistic probe fitted on each in-domain dataset's training features; "
         "the floor uses random anchors (in-domain they still fit; zero-shot they sit at chance).",
     ]
+    chosen = "; ".join(f"trained on {group}: {row}" for group, row in metrics["selected_on_val"].items() if row)
+    if chosen:
+        notes.append(f"The row validation would choose (best mean val top-1 of the training datasets): {chosen}.")
     if any(split != "test" for split in metrics["eval_split"].values()):
         notes.append("A column marked `val split` has no test split here: it is scored on val, "
                      "on which a recipe tuned elsewhere (the projector stage's) may have been chosen.")
