@@ -86,3 +86,27 @@ def test_hub_llms_are_pinned_where_a_commit_is_known():
         assert len(registry.llm_spec(name).revision) == 40
     for name in ("openelm-270m-instruct", "openelm-450m-instruct"):
         assert len(registry.llm_spec(name).tokenizer_revision) == 40
+
+
+def test_llm_load_embedding_table_reads_hub_models_through_the_embedding_loader(tmp_path, monkeypatch):
+    """`tinyemo.llm.load_embedding_table` on a hub-family spec: the tokenizer and the table
+    come from the pinned files, and no model is built."""
+    from tinyemo import llm
+
+    folder = saved(tiny_llama(), tmp_path / "model")
+    llm.tiny_tokenizer().save_pretrained(folder)
+    spec = registry.LLMSpec("tiny-hub", "hub", source=str(folder), embed_dim=32, revision="f" * 40)
+    monkeypatch.setitem(registry.LLMS, "tiny-hub", spec)
+    fetched = []
+    monkeypatch.setattr(embedding_table, "hf_hub_download",
+                        lambda repo, name, revision=None: fetched.append(name) or str(folder / name))
+    monkeypatch.setattr(llm, "load_llm", lambda *a, **k: pytest.fail("the whole model was loaded"))
+    tokenizer, weight = llm.load_embedding_table("tiny-hub")
+    assert torch.equal(weight, full_load_rows(folder))
+    assert tokenizer("joy")["input_ids"] == llm.tiny_tokenizer()("joy")["input_ids"]
+    assert fetched[0] == embedding_table.INDEX_FILE and len(fetched) == 2
+
+    wrong = registry.LLMSpec("tiny-hub", "hub", source=str(folder), embed_dim=99)
+    monkeypatch.setitem(registry.LLMS, "tiny-hub", wrong)
+    with pytest.raises(EmbeddingTableError, match="the registry says width 99"):
+        llm.load_embedding_table("tiny-hub")
