@@ -117,6 +117,8 @@ def test_paper_numbers_and_delta_beside_ours(monkeypatch, tmp_path):
     ours = 100 * json.loads((tmp_path / "metrics.json").read_text())["table"]["tiny-random-llama · paper"]["fi"]["top1"]["mean"]
     line = next(l for l in (tmp_path / "table.md").read_text().splitlines() if l.startswith("| tiny-random-llama"))
     assert f"{ours:.2f} (paper 64.16, Δ {ours - 64.16:+.2f})" in line
+    floor = next(l for l in (tmp_path / "table.md").read_text().splitlines() if l.startswith("| random anchors"))
+    assert "(paper " not in floor  # the paper's numbers sit beside LLM-anchor rows only
     assert "| TinyEmo-3.21B (not stated) | 70.54 | 83.82 | 41.41 | 77.27 |" in (tmp_path / "table.md").read_text()
 
 

@@ -170,7 +170,8 @@ def run_row(row: RowSpec, inputs: Inputs, seeds: Sequence[int], anchor_seed: int
         result = train_joint(inputs.train, anchors, row.recipe.but(seed=seed), val=inputs.val or None)
         per_seed.append(zero_shot(result.model, anchors, inputs.tests, list(inputs.train)))
         if inputs.val:
-            val_scores.append(float(np.mean(list(validation_scores(result.model, anchors, inputs.val).values()))))
+            by_dataset = validation_scores(result.model, anchors, inputs.val)
+            val_scores.append(float(np.mean(list(by_dataset.values()))))
         seconds.append(result.seconds)
     cells = {}
     for name in inputs.tests:
@@ -196,10 +197,12 @@ def run_probe(inputs: Inputs, folds: int, seed: int) -> dict:
         probe = baselines.logistic_regression(train.pooled, train.label_ids(), folds=k, seed=seed)
         test = inputs.tests[name]
         if test.label_names != train.label_names:
-            raise ConfigError(f"{name}: train and test label sets differ ({train.label_names} vs {test.label_names})")
+            raise FeatureError(f"{name}: the train and {inputs.test_split[name]} label sets differ "
+                               f"({train.label_names} vs {test.label_names}); re-encode the dataset")
         evaluation = score(test.label_ids(), probe.predict(test.pooled), test.label_names)
-        cells[name] = {"top1": mean_std([evaluation.top1]), "n": len(test), "n_classes": len(test.label_names),
-                       "in_domain": True, "split": inputs.test_split[name], "C": probe.details["C"], "cv_folds": k}
+        cells[name] = {"top1": mean_std([evaluation.top1]), "n": len(test),
+                       "n_classes": len(test.label_names), "in_domain": True,
+                       "split": inputs.test_split[name], "C": probe.details["C"], "cv_folds": k}
     return {"cells": cells}
 
 
@@ -291,12 +294,17 @@ def column_header(metrics: dict, dataset: str) -> str:
     return title + (f" [{', '.join(marks)}]" if marks else "")
 
 
+def _published(info: dict) -> tuple[str, dict[str, float]] | None:
+    """The paper's row for an LLM-anchor row of ours (same LLM), else None."""
+    return published_for(info["llm"]) if info["source"] == "llm" else None
+
+
 def table_rows(metrics: dict) -> list[list[str]]:
     """Our rows (with the paper's number and the delta where the paper used the same LLM)."""
     datasets = [d for d in metrics["eval_datasets"] if d in metrics["n_classes"]]
     out = []
     for name, cells in metrics["table"].items():
-        published = published_for(metrics["row_info"][name]["llm"])
+        published = _published(metrics["row_info"][name])
         line = [name]
         for dataset in datasets:
             text = _percent(cells.get(dataset))
@@ -350,7 +358,7 @@ def render_csv(metrics: dict) -> str:
                      "shares_images_with_training", "trained_on", "top1_mean", "top1_std", "paper_top1", "delta"])
     for name, cells in metrics["table"].items():
         info = metrics["row_info"][name]
-        published = published_for(info["llm"])
+        published = _published(info)
         for dataset, cell in cells.items():
             if "top1" not in cell:
                 continue
