@@ -388,7 +388,7 @@ def heatmap(metrics: dict, path: Path) -> Path:
             if "top1" in cell:
                 values[i, j] = 100 * cell["top1"]["mean"]
     in_domain = {d for row in metrics["table"].values() for d, c in row.items() if c.get("in_domain")}
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(datasets), 1.0 + 0.45 * len(names)))
+    fig, ax = plt.subplots(figsize=(4.5 + 1.1 * len(datasets), 1.6 + 0.45 * len(names)))
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), value in np.ndenumerate(values):
         if not np.isnan(value):
@@ -398,7 +398,7 @@ def heatmap(metrics: dict, path: Path) -> Path:
                   [column_title(d, metrics["n_classes"][d]) + (" *" if d in in_domain else "") for d in datasets],
                   rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_title("top-1 (%) per row and dataset (* in-domain)")
+    ax.set_title("top-1 (%); * = in-domain column", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.04)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
