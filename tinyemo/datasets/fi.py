@@ -1,0 +1,27 @@
+"""FI (You et al., 2016): about 23,000 web images in the eight Mikels emotions, one folder each.
+
+Upstream (`FI_dataloader.py`) numbers its classes in `os.listdir` order, so a stray folder
+becomes a class, and draws its 80/20 split without a seed. Here only the eight emotion folders
+are read (others are counted as skipped) and the 80/20 split is the project's seeded,
+stratified one (`tinyemo.datasets.splits`), with val carved from train.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from tinyemo.datasets.base import Dataset, folder_records
+from tinyemo.taxonomy import MIKELS8
+
+LAYOUT = f"""<root>/<emotion>/*.jpg
+  <emotion>: {', '.join(MIKELS8)}
+  no split files: test (20 %) and val are carved (seeded, stratified) from all images"""
+
+
+def list_records(spec: Dataset, root: Path):
+    skipped: Counter = Counter()
+    records = folder_records(spec, root, {e: e for e in MIKELS8}, skipped, split="train", id_base=root)
+    return records, skipped
+
+
+DATASET = Dataset("fi", "mikels8", LAYOUT, list_records, carved=("test", "val"))
