@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-from tests.dataset_fixtures import BUILDERS, build
+from tests.dataset_fixtures import BUILDERS, build, write_corrupt, write_image
 from tinyemo.cli import main
 from tinyemo.datasets import (
-    DATASETS, DatasetLayoutError, UnknownDatasetError, check, dataset, stratified_split,
+    DATASETS, DatasetLayoutError, UnknownDatasetError, check, dataset, is_readable, stratified_split,
 )
 from tinyemo.taxonomy import TAXONOMIES
 
@@ -114,6 +114,17 @@ def test_webemo_accepts_corrected_folder_names(built, tmp_path):
     for split in ("train", "validation", "test"):
         (tmp_path / "webemo" / split / "cheerfullness").rename(tmp_path / "webemo" / split / "cheerfulness")
     assert check("webemo", tmp_path / "webemo") == expected
+
+
+def test_is_readable_decodes_the_whole_image(tmp_path):
+    assert is_readable(write_image(tmp_path / "ok.jpg")) and is_readable(write_image(tmp_path / "ok.png"))
+    assert not is_readable(write_corrupt(tmp_path / "truncated.jpg"))
+    png = write_image(tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
+    (tmp_path / "text.jpg").write_text("not an image")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    for name in ("cut.png", "text.jpg", "empty.jpg", "absent.jpg"):
+        assert not is_readable(tmp_path / name), name
 
 
 def _break(root, name):

@@ -12,7 +12,7 @@ from tinyemo.datasets import (
     abstract, artphoto, emoscenes, emoset, emotion6, emotionroi, fi, unbiasedemo, webemo,
 )
 from tinyemo.datasets.base import SPLITS, Dataset, DatasetLayoutError, ImageRecord
-from tinyemo.datasets.check import check
+from tinyemo.datasets.check import UNREADABLE, check, is_readable
 from tinyemo.datasets.splits import stratified_split
 
 
@@ -37,6 +37,6 @@ def dataset(name: str) -> Dataset:
 
 
 __all__ = [
-    "DATASETS", "SPLITS", "Dataset", "DatasetLayoutError", "ImageRecord", "UnknownDatasetError",
-    "check", "dataset", "stratified_split",
+    "DATASETS", "SPLITS", "UNREADABLE", "Dataset", "DatasetLayoutError", "ImageRecord",
+    "UnknownDatasetError", "check", "dataset", "is_readable", "stratified_split",
 ]
