@@ -22,7 +22,9 @@ class UnknownDatasetError(ValueError):
 
 DATASETS: dict[str, Dataset] = {
     module.DATASET.name: module.DATASET
-    for module in (emotion6, emotionroi, emoset, webemo, fi, artphoto, abstract, unbiasedemo, emoscenes)
+    for module in (
+        emotion6, emotionroi, emoset, webemo, fi, artphoto, abstract, unbiasedemo, emoscenes,
+    )
 }
 
 

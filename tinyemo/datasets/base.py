@@ -38,7 +38,7 @@ class Dataset:
     name: str
     taxonomy: str  # a name in tinyemo.taxonomy.TAXONOMIES
     layout: str  # the expected folder layout, in words (quoted by every layout error)
-    lister: Lister  # (this spec, root) -> (records as upstream splits them, Counter of skipped reasons)
+    lister: Lister  # (this spec, root) -> (records split as upstream splits them, skipped reasons)
     carved: tuple[str, ...] = ()  # splits upstream lacks, carved (seeded, stratified) from train
 
     @property
@@ -131,7 +131,8 @@ def class_folders(spec: "Dataset", folder: Path, folder_labels: dict[str, str],
 
 def folder_records(spec: "Dataset", folder: Path, folder_labels: dict[str, str], skipped: Counter,
                    *, split: str, id_base: Path, pattern: str = "*") -> list[ImageRecord]:
-    """The images `folder/<class folder>/<pattern>` as records of `split`, ids relative to `id_base`."""
+    """The images `folder/<class folder>/<pattern>` as records of `split`, ids relative to
+    `id_base`."""
     return [
         ImageRecord(record_id(path, id_base), path, label, split)
         for sub, label in class_folders(spec, folder, folder_labels, skipped)

@@ -1,9 +1,10 @@
 """`check`: open every image of a dataset folder and summarise what is usable.
 
-Listing a dataset never opens an image; this decodes each one with PIL, so a corrupt, truncated
-or unreadable file is found here. JPEGs decode at 1/8 scale (PIL's `draft`): the whole
-compressed stream is still read, so truncation is still caught, at about 1.6x the speed. Such files are counted as "unreadable image" and left out,
-never fatal: `n_images` counts the images that decode.
+Listing a dataset never opens an image; this decodes each one with PIL, so a corrupt,
+truncated or unreadable file is found here. Such files are counted as "unreadable image" and
+left out, never fatal: `n_images` counts the images that decode. JPEGs decode at 1/8 scale
+(PIL's `draft`): the whole compressed stream is still read, so truncation is still caught, at
+about 1.6 times the speed of a full decode.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ UNREADABLE = "unreadable image"
 
 
 def is_readable(path: Path) -> bool:
-    """Whether PIL decodes the whole image at `path`."""
+    """Whether PIL decodes the image at `path` to the end of its data."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))

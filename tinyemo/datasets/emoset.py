@@ -19,7 +19,7 @@ from tinyemo.taxonomy import MIKELS8
 SPLIT_FILES = {"train": "train.json", "val": "val.json", "test": "test.json"}
 FULL, RESIZED = "image", "image336"  # the original images, and upstream's preferred 336-px copies
 
-LAYOUT = f"""<root>/{{train,val,test}}.json   a list of records [<emotion>, "image/<emotion>/<file>.jpg", ...]
+LAYOUT = f"""<root>/{{train,val,test}}.json   a list of [<emotion>, "image/<emotion>/<file>.jpg", ...]
 <root>/image/<emotion>/*.jpg
 <root>/image336/<emotion>/*.jpg          (optional: preferred when a file has a copy here)
   <emotion>: {', '.join(MIKELS8)}"""
@@ -44,22 +44,27 @@ def read_split(spec: Dataset, path: Path) -> list:
     return entries
 
 
+def is_record(entry) -> bool:
+    return isinstance(entry, list) and len(entry) >= 2 and all(isinstance(x, str) for x in entry[:2])
+
+
 def list_records(spec: Dataset, root: Path):
     skipped: Counter = Counter()
     records = []
     for split, name in SPLIT_FILES.items():
         for entry in read_split(spec, root / name):
-            if not (isinstance(entry, list) and len(entry) >= 2 and all(isinstance(x, str) for x in entry[:2])):
+            if not is_record(entry):
                 skipped["malformed record"] += 1
                 continue
             label, relative = entry[0], entry[1]
-            path = image_path(root, relative)
+            path = image_path(root, relative) if label in MIKELS8 else None
             if label not in MIKELS8:
                 skipped[f"unknown emotion {label!r}"] += 1
             elif path is None:
                 skipped["listed image missing"] += 1
             else:
-                records.append(ImageRecord(str(PurePosixPath(relative).with_suffix("")), path, label, split))
+                image_id = PurePosixPath(relative).with_suffix("").as_posix()
+                records.append(ImageRecord(image_id, path, label, split))
     return records, skipped
 
 

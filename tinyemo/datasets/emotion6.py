@@ -20,7 +20,8 @@ LAYOUT = f"""<root>/images/<emotion>/*.jpg
 def list_records(spec: Dataset, root: Path):
     skipped: Counter = Counter()
     images = spec.require(root / "images")
-    records = folder_records(spec, images, {e: e for e in EKMAN6}, skipped, split="train", id_base=images)
+    records = folder_records(spec, images, {e: e for e in EKMAN6}, skipped, split="train",
+                             id_base=images)
     return records, skipped
 
 

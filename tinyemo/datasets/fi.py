@@ -20,7 +20,8 @@ LAYOUT = f"""<root>/<emotion>/*.jpg
 
 def list_records(spec: Dataset, root: Path):
     skipped: Counter = Counter()
-    records = folder_records(spec, root, {e: e for e in MIKELS8}, skipped, split="train", id_base=root)
+    records = folder_records(spec, root, {e: e for e in MIKELS8}, skipped, split="train",
+                             id_base=root)
     return records, skipped
 
 

@@ -72,5 +72,7 @@ def _held_out_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
 def carve(records: list, split: str, fraction: float, seed: int) -> list:
     """`records` (ImageRecords) with a stratified `fraction` of the train ones moved to `split`."""
     train = [r for r in records if r.split == "train"]
-    split_of = stratified_split([r.id for r in train], [r.label for r in train], {split: fraction}, seed)
-    return [dataclasses.replace(r, split=split_of[r.id]) if r.split == "train" else r for r in records]
+    split_of = stratified_split([r.id for r in train], [r.label for r in train], {split: fraction},
+                                seed)
+    return [dataclasses.replace(r, split=split_of[r.id]) if r.split == "train" else r
+            for r in records]
