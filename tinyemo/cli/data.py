@@ -7,6 +7,7 @@ from pathlib import Path
 
 def add_parser(commands) -> None:
     import argparse
+    import textwrap
 
     from tinyemo.datasets import DATASETS
 
@@ -16,17 +17,21 @@ def add_parser(commands) -> None:
         "ArtPhoto, Abstract, UnbiasedEmo and the synthetic EmoScenes).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    layouts = "\n\n".join(f"{name}:\n{textwrap.indent(spec.layout, '  ')}"
+                           for name, spec in sorted(DATASETS.items()))
     check = actions.add_parser(
         "check", help="validate a dataset folder: layout, labels, splits, unreadable images",
-        description="List the dataset in ROOT by its layout, open every image, and print the "
-        "number of usable images per class and per split and what was skipped, by reason "
-        "(unreadable images, Abstract's vote ties, unknown folders, ...). A folder that lacks "
-        "what the layout needs is an error naming what is missing and the expected layout "
-        "(exit status 2). Datasets: " + ", ".join(sorted(DATASETS)) + ".",
+        description=textwrap.fill(
+            "List the dataset in ROOT by its layout, open every image, and print the number of "
+            "usable images per class and per split and what was skipped, by reason (unreadable "
+            "images, Abstract's vote ties, unknown folders, ...). A folder that lacks what the "
+            "layout needs is an error naming what is missing and the expected layout (exit "
+            "status 2).", width=90),
         epilog="examples:\n"
         "  tinyemo data check emotion6 /data/Emotion6\n"
         "  tinyemo data check webemo /data/WEBEmo --json\n"
-        "  tinyemo data check emoscenes data/emoscenes",
+        "  tinyemo data check emoscenes data/emoscenes\n\n"
+        f"datasets and their layouts:\n{textwrap.indent(layouts, '  ')}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("name", metavar="NAME", help="the dataset (exact name, e.g. emotion6)")

@@ -19,11 +19,11 @@ GROUND_TRUTH = "ABSTRACT_groundTruth.csv"
 SHIPPED_HEADERS = ("Amusement", "Anger", "Awe", "Content", "Disgust", "Excitement", "Fear", "Sad")
 HEADER_LABELS = dict(zip(SHIPPED_HEADERS, MIKELS8))  # vote column header -> label
 
-LAYOUT = f"""<root>/{GROUND_TRUTH}   header: '', {', '.join(f"'{h}'" for h in SHIPPED_HEADERS)}
-                              rows:   '<file>.jpg', <one vote count per emotion>
+FILES = f"""<root>/{GROUND_TRUTH}
+  header: '', {', '.join(f"'{h}'" for h in SHIPPED_HEADERS)}
+  rows:   '<file>.jpg', <one vote count per emotion>
 <root>/<file>.jpg
-  label = the emotion with the most votes (ties are dropped)
-  no split files: test and val are carved (seeded, stratified) from all images"""
+  label = the emotion with the most votes (ties are dropped)"""
 
 
 def read_ground_truth(spec: Dataset, path: Path) -> tuple[list[str], list[list[str]]]:
@@ -66,4 +66,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("abstract", "mikels8", LAYOUT, list_records, carved=("test", "val"))
+DATASET = Dataset("abstract", "mikels8", FILES, list_records, carved=("test", "val"))

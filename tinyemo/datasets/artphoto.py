@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, ImageRecord, image_files, record_id
+from tinyemo.datasets.base import Dataset, ImageRecord, image_files, names_line, record_id
 from tinyemo.taxonomy import MIKELS8
 
 PREFIX_LABELS = {e: e for e in MIKELS8} | {"sad": "sadness"}  # file name prefix -> label
 
-LAYOUT = f"""<root>/<prefix>_<anything>.jpg   (one flat folder)
-  <prefix>: {', '.join(sorted(PREFIX_LABELS))}  (`sad` means sadness)
-  no split files: test and val are carved (seeded, stratified) from all images"""
+FILES = ("<root>/<prefix>_<anything>.jpg   (one flat folder)\n"
+         + names_line("<prefix>", sorted(PREFIX_LABELS)) + "   (`sad` means sadness)")
 
 
 def list_records(spec: Dataset, root: Path):
@@ -32,4 +31,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("artphoto", "mikels8", LAYOUT, list_records, carved=("test", "val"))
+DATASET = Dataset("artphoto", "mikels8", FILES, list_records, carved=("test", "val"))

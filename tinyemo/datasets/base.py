@@ -6,6 +6,7 @@ has to leave out is counted by reason in a `Counter`, never dropped silently.
 """
 from __future__ import annotations
 
+import textwrap
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,26 @@ Lister = Callable[["Dataset", Path], "tuple[list[ImageRecord], Counter]"]
 class Dataset:
     name: str
     taxonomy: str  # a name in tinyemo.taxonomy.TAXONOMIES
-    layout: str  # the expected folder layout, in words (quoted by every layout error)
+    files: str  # the files and folders the layout needs, in words
     lister: Lister  # (this spec, root) -> (records split as upstream splits them, skipped reasons)
     carved: tuple[str, ...] = ()  # splits upstream lacks, carved (seeded, stratified) from train
 
     @property
     def label_names(self) -> tuple[str, ...]:
         return taxonomy_labels(self.taxonomy)
+
+    @property
+    def layout(self) -> str:
+        """The expected folder layout and where the splits come from (quoted by layout errors)."""
+        pct = {"test": f"{TEST_FRACTION:.0%}", "val": f"{VAL_FRACTION:.0%}"}
+        if set(self.carved) == {"test", "val"}:
+            splits = (f"none shipped; test = {pct['test']} of each class, val = {pct['val']} of "
+                      "the rest (seeded)")
+        elif self.carved == ("val",):
+            splits = f"train and test shipped; val = {pct['val']} of each train class (seeded)"
+        else:
+            splits = "shipped with the data"
+        return f"{self.files}\n  splits: {splits}"
 
     def records(self, root: Path, seed: int = 0) -> tuple[list[ImageRecord], Counter]:
         """Every usable image of the folder `root` with its label and split, sorted by id and
@@ -80,6 +94,12 @@ class Dataset:
         if not found:
             raise self.layout_error(f"the {kind} {path} is missing")
         return path
+
+
+def names_line(title: str, names) -> str:
+    """`  title: a, b, c` wrapped under the first name (for the `files` text)."""
+    return textwrap.fill(", ".join(names), width=92, initial_indent=f"  {title}: ",
+                         subsequent_indent=" " * (len(title) + 4))
 
 
 def record_id(path: Path, base: Path) -> str:

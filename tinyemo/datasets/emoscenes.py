@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tinyemo.datasets.base import Dataset, ImageRecord, is_image_file
 
-LAYOUT = """<root>/scenes.jsonl              one scene record per line (id, split, image, label, ...)
+FILES = """<root>/scenes.jsonl              one scene record per line (id, split, image, label, ...)
 <root>/images/<split>/<id>.png
   written by `tinyemo stage synthesize` (default root: data/emoscenes)"""
 
@@ -34,4 +34,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("emoscenes", "mikels8", LAYOUT, list_records)
+DATASET = Dataset("emoscenes", "mikels8", FILES, list_records)

@@ -13,16 +13,16 @@ import json
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
-from tinyemo.datasets.base import Dataset, ImageRecord, is_image_file
+from tinyemo.datasets.base import Dataset, ImageRecord, is_image_file, names_line
 from tinyemo.taxonomy import MIKELS8
 
 SPLIT_FILES = {"train": "train.json", "val": "val.json", "test": "test.json"}
 FULL, RESIZED = "image", "image336"  # the original images, and upstream's preferred 336-px copies
 
-LAYOUT = f"""<root>/{{train,val,test}}.json   a list of [<emotion>, "image/<emotion>/<file>.jpg", ...]
+FILES = f"""<root>/{{train,val,test}}.json   a list of [<emotion>, "image/<emotion>/<file>.jpg", ...]
 <root>/image/<emotion>/*.jpg
 <root>/image336/<emotion>/*.jpg          (optional: preferred when a file has a copy here)
-  <emotion>: {', '.join(MIKELS8)}"""
+{names_line("<emotion>", MIKELS8)}"""
 
 
 def image_path(root: Path, relative: str) -> Path | None:
@@ -68,4 +68,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("emoset", "mikels8", LAYOUT, list_records)
+DATASET = Dataset("emoset", "mikels8", FILES, list_records)

@@ -9,12 +9,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, folder_records
+from tinyemo.datasets.base import Dataset, folder_records, names_line
 from tinyemo.taxonomy import EKMAN6
 
-LAYOUT = f"""<root>/images/<emotion>/*.jpg
-  <emotion>: {', '.join(EKMAN6)}
-  no split files: test and val are carved (seeded, stratified) from all images"""
+FILES = "<root>/images/<emotion>/*.jpg\n" + names_line("<emotion>", EKMAN6)
 
 
 def list_records(spec: Dataset, root: Path):
@@ -25,4 +23,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("emotion6", "ekman6", LAYOUT, list_records, carved=("test", "val"))
+DATASET = Dataset("emotion6", "ekman6", FILES, list_records, carved=("test", "val"))

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, ImageRecord, is_image_file, record_id
+from tinyemo.datasets.base import Dataset, ImageRecord, is_image_file, names_line, record_id
 from tinyemo.taxonomy import EKMAN6
 
 SPLIT_FILES = {"train": "training.txt", "test": "testing.txt"}
 
-LAYOUT = f"""<root>/images/<emotion>/*.jpg
+FILES = f"""<root>/images/<emotion>/*.jpg
 <root>/training_testing_split/training.txt   one line per image: <emotion>/<file>
 <root>/training_testing_split/testing.txt    (same)
-  <emotion>: {', '.join(EKMAN6)}
-  val is carved (seeded, stratified) from the training list"""
+{names_line("<emotion>", EKMAN6)}"""
 
 
 def list_records(spec: Dataset, root: Path):
@@ -44,4 +43,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("emotionroi", "ekman6", LAYOUT, list_records, carved=("val",))
+DATASET = Dataset("emotionroi", "ekman6", FILES, list_records, carved=("val",))

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, folder_records
+from tinyemo.datasets.base import Dataset, folder_records, names_line
 from tinyemo.taxonomy import MIKELS8
 
-LAYOUT = f"""<root>/<emotion>/*.jpg
-  <emotion>: {', '.join(MIKELS8)}
-  no split files: test (20 %) and val are carved (seeded, stratified) from all images"""
+FILES = "<root>/<emotion>/*.jpg\n" + names_line("<emotion>", MIKELS8)
 
 
 def list_records(spec: Dataset, root: Path):
@@ -25,4 +23,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("fi", "mikels8", LAYOUT, list_records, carved=("test", "val"))
+DATASET = Dataset("fi", "mikels8", FILES, list_records, carved=("test", "val"))

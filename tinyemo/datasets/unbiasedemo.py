@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, folder_records
+from tinyemo.datasets.base import Dataset, folder_records, names_line
 from tinyemo.taxonomy import UNBIASED6
 
-LAYOUT = f"""<root>/images/<emotion>/<subject>/*.jpg
-  <emotion>: {', '.join(UNBIASED6)}
-  no split files: test and val are carved (seeded, stratified) from all images"""
+FILES = "<root>/images/<emotion>/<subject>/*.jpg\n" + names_line("<emotion>", UNBIASED6)
 
 
 def list_records(spec: Dataset, root: Path):
@@ -27,4 +25,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("unbiasedemo", "unbiased6", LAYOUT, list_records, carved=("test", "val"))
+DATASET = Dataset("unbiasedemo", "unbiased6", FILES, list_records, carved=("test", "val"))

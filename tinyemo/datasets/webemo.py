@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tinyemo.datasets.base import Dataset, folder_records
+from tinyemo.datasets.base import Dataset, folder_records, names_line
 from tinyemo.taxonomy import PARROTT25
 
 SHIPPED_SPELLING = {"cheerfulness": "cheerfullness", "irritability": "irritabilty"}
@@ -19,9 +19,11 @@ SHIPPED_SPELLING = {"cheerfulness": "cheerfullness", "irritability": "irritabilt
 FOLDER_LABELS = {SHIPPED_SPELLING.get(e, e): e for e in PARROTT25} | {e: e for e in PARROTT25}
 SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
 
-LAYOUT = f"""<root>/{{train,validation,test}}/<emotion>/*.jpg
-  <emotion>: {', '.join(SHIPPED_SPELLING.get(e, e) for e in PARROTT25)}
-  (as shipped, with two misspelled folders; the correct spellings are accepted too)"""
+FILES = (
+    "<root>/{train,validation,test}/<emotion>/*.jpg\n"
+    + names_line("<emotion>", [SHIPPED_SPELLING.get(e, e) for e in PARROTT25])
+    + "\n  (as shipped, two of them misspelled; the correct spellings are accepted too)"
+)
 
 
 def list_records(spec: Dataset, root: Path):
@@ -33,4 +35,4 @@ def list_records(spec: Dataset, root: Path):
     return records, skipped
 
 
-DATASET = Dataset("webemo", "parrott25", LAYOUT, list_records)
+DATASET = Dataset("webemo", "parrott25", FILES, list_records)
