@@ -31,7 +31,7 @@ def read_ground_truth(spec: Dataset, path: Path) -> tuple[list[str], list[list[s
         rows = [row for row in csv.reader(handle, quotechar="'", skipinitialspace=True) if row]
     if not rows:
         raise spec.layout_error(f"{path} is empty")
-    header = [name.strip() for name in rows[0][1:]]
+    header = [name.strip().strip("'\"") for name in rows[0][1:]]
     if sorted(header) != sorted(SHIPPED_HEADERS):
         raise spec.layout_error(f"{path} has the vote columns {header}, not one per Mikels emotion")
     return [HEADER_LABELS[name] for name in header], rows[1:]
@@ -56,7 +56,7 @@ def list_records(spec: Dataset, root: Path):
         if len(votes) != len(labels):
             skipped["malformed row"] += 1
             continue
-        label, path = majority(votes, labels), root / row[0].strip()
+        label, path = majority(votes, labels), root / row[0].strip().strip("'\"")
         if label is None:
             skipped["tie in votes"] += 1
         elif not is_image_file(path):
