@@ -57,6 +57,18 @@ def test_records_are_unique_labelled_and_every_class_trains(built, name):
     assert all(r.path.is_file() and not r.id.startswith("/") for r in records)
 
 
+def test_listing_never_opens_an_image(built, monkeypatch):
+    from PIL import Image
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("records() opened an image")
+
+    monkeypatch.setattr(Image, "open", refuse)
+    for name, (root, expected) in built.items():
+        records, _ = dataset(name).records(root)
+        assert len(records) == expected["n_images"] + 1  # the corrupt image is listed, not opened
+
+
 @pytest.mark.parametrize("name", CARVED + ("emotionroi",))
 def test_carved_splits_are_seeded_and_stratified(built, name):
     root, _ = built[name]
