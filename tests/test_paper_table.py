@@ -7,18 +7,14 @@ import torch
 
 from tinyemo import config, taxonomy
 from tinyemo.config import ConfigError, PaperTableParams
+from tinyemo.datasets import dataset
 from tinyemo.features import FeatureSet
 from tinyemo.projector import paper_numbers, paper_table
 from tinyemo.projector.joint import JointTrainingError
 from tinyemo.projector.paper_table import FeatureSource
 
-WEBEMO = getattr(taxonomy, "PARROTT25", ("anger", "fear", "joy", "love", "sadness", "surprise"))
-LABELS = {
-    "emotionroi": taxonomy.EKMAN6, "emoset": taxonomy.MIKELS8, "webemo": WEBEMO,
-    "emotion6": taxonomy.EKMAN6, "fi": taxonomy.MIKELS8, "artphoto": taxonomy.MIKELS8,
-    "abstract": taxonomy.MIKELS8, "unbiasedemo": taxonomy.UNBIASED6,
-}
 EIGHT = list(paper_numbers.COLUMNS)  # the paper's column order
+LABELS = {name: dataset(name).label_names for name in EIGHT}
 TRAINED = ["emotionroi", "webemo", "emoset"]
 FAST = {"epochs": 10, "max_lr": 3.0e-3, "pct_start": 0.1}
 
@@ -179,14 +175,14 @@ def test_the_stage_runs_its_notebook_on_cached_features(tmp_path):
     g = torch.Generator().manual_seed(0)
     with working_directory(tmp_path):
         config.write_params("smoke")
-        for dataset, names, width, splits in (("emotion6", taxonomy.EKMAN6, 768, ("train", "val")),
-                                              ("emoscenes", taxonomy.MIKELS8, 32, ("train", "val", "test"))):
+        for name, names, width, splits in (("emotion6", taxonomy.EKMAN6, 768, ("train", "val")),
+                                           ("emoscenes", taxonomy.MIKELS8, 32, ("train", "val", "test"))):
             centres = 3 * torch.randn(len(names), width, generator=g)
             for split in splits:
                 labels = [label for label in names for _ in range(10)]
                 pooled = centres.repeat_interleave(10, dim=0) + 0.5 * torch.randn(len(labels), width, generator=g)
                 FeatureSet([f"{split}{i}" for i in range(len(labels))], pooled, labels, names).save(
-                    feature_path(dataset, split))
+                    feature_path(name, split))
         runner.run("paper_table")
     out = tmp_path / "results" / "paper_table"
     metrics = json.loads((out / "metrics.json").read_text())
@@ -203,3 +199,49 @@ def test_the_stage_runs_its_notebook_on_cached_features(tmp_path):
                     f"{100 * tuned['emoscenes']['top1']['mean']:.2f} |")
     for name in ("table.csv", "figures/top1_heatmap.png", "notebook.ipynb", "notebook.html", "provenance.json"):
         assert (out / name).exists(), name
+
+
+def test_fixture_folders_encoded_by_the_tiny_tower_give_all_eight_columns(tmp_path):
+    """The eight datasets' fixture folders (each in its exact layout), listed by the dataset
+    registry, encoded with the tiny random tower: the table has every column with its class
+    count and the numbers the computation wrote."""
+    from PIL import Image
+
+    from tests import dataset_fixtures
+    from tinyemo.vision import encode_images, load_vision_tower
+
+    tower = load_vision_tower("tiny-random-cnn")
+    sets = {}
+    for name in EIGHT:
+        root = tmp_path / "data" / name
+        dataset_fixtures.build(name, root)
+        records, _ = dataset(name).records(root)
+        readable = []
+        for record in records:  # the fixtures hold a corrupt image: `data check` skips it too
+            try:
+                with Image.open(record.path) as image:
+                    image.convert("RGB")
+                readable.append(record)
+            except OSError:
+                continue
+        for split in ("train", "val", "test"):
+            chosen = [r for r in readable if r.split == split]
+            pooled, _ = encode_images(tower, [r.path for r in chosen])
+            sets[name, split] = FeatureSet([r.id for r in chosen], pooled, [r.label for r in chosen],
+                                           dataset(name).label_names)
+    p = params(recipes={"paper": FAST})
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(sets))
+    out = tmp_path / "results"
+    paper_table.write_outputs(metrics, out)
+    written = json.loads((out / "metrics.json").read_text())
+    header = next(line for line in (out / "table.md").read_text().splitlines() if line.startswith("| row"))
+    expected = ["EmotionROI 6", "EmoSet 8", "WEBEmo 25", "Emotion6 6", "FI 8", "ArtPhoto 8", "Abstract 8",
+                "UnbiasedEmo 6"]
+    assert [cell.strip().split(" [")[0] for cell in header.strip("|").split("|")[1:]] == expected
+    row = written["table"]["tiny-random-llama · paper"]
+    assert set(row) == set(EIGHT)
+    for name in EIGHT:
+        assert row[name]["n"] == len(sets[name, "test"]) and row[name]["split"] == "test"
+    line = next(l for l in (out / "table.md").read_text().splitlines() if l.startswith("| tiny-random-llama"))
+    assert [c.strip() for c in line.strip("|").split("|")[1:]] == [
+        f"{100 * row[name]['top1']['mean']:.2f}" for name in EIGHT]
