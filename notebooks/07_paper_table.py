@@ -31,7 +31,8 @@
 # - **A ceiling and a floor in the same run.** A logistic probe fitted on each in-domain
 #   dataset's training features; random anchors. In-domain, random anchors still fit (any
 #   distinct targets can be learned), so there the floor measures what the anchors'
-#   meaning adds; zero-shot, random anchors sit at chance.
+#   meaning adds; zero-shot, random anchors sit at chance. The probe is a reference rather
+#   than a strict bound: a projector may score above it.
 # - **The paper's numbers beside ours**, with the delta, wherever the paper used the same
 #   LLM on the same dataset.
 #
