@@ -16,13 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinyemo import registry
+from tinyemo.errors import TinyEmoError
 
 PROFILES_DIR = Path("profiles")
 PARAMS_FILE = Path("params.yaml")
 PROFILE_NAMES = ("default", "smoke", "paper")
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, TinyEmoError):
     """Raised for malformed or invalid parameters; the message says how to fix them."""
 
 

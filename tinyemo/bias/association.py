@@ -41,11 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from tinyemo.errors import TinyEmoError
+
 CORRECTIONS = ("bh", "holm")
 MIN_NULL = 200  # null predictors needed to fit the null's mean and spread
 
 
-class AssociationError(ValueError):
+class AssociationError(ValueError, TinyEmoError):
     """Inputs of the association analysis that do not fit together."""
 
 

@@ -14,10 +14,11 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm import artifact, infer
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(ValueError, TinyEmoError):
     """An input file that is not an image PIL can read."""
 
 
