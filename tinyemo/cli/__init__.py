@@ -8,7 +8,7 @@ import sys
 
 from tinyemo.errors import CommandError, TinyEmoError
 
-__all__ = ["CommandError", "build_parser", "main"]
+__all__ = ["CommandError", "build_parser", "main", "positive_int"]
 
 COMMAND_MODULES = ("profile", "stage", "explain", "classify", "evaluate", "ablate_run")
 
@@ -23,6 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"tinyemo.cli.{name}").add_parser(commands)
     return parser
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (argparse turns the ValueError into a
+    one-line usage error that names the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
