@@ -1,5 +1,6 @@
-"""`tinyemo classify` on bad input and on first use: each case a clear one-line error (exit
-2) that names the file and the fix, or a word on stderr about the projector it used."""
+"""`tinyemo classify` and `evaluate` on bad input and on first use: each case a clear
+one-line error (exit 2) that names the file and the fix, or a word on stderr about the
+projector used and what it was trained on."""
 import argparse
 import json
 import time
@@ -9,7 +10,9 @@ import torch
 from PIL import Image
 
 from tests.test_projector_cli import WIDTH, projector, run  # noqa: F401 (fixture)
+from tinyemo.features import FeatureSet, feature_path
 from tinyemo.projector.artifact import load_projector, save_projector
+from tinyemo.taxonomy import EKMAN6
 
 
 @pytest.fixture
@@ -128,3 +131,21 @@ def test_missing_clip_weights_offline_fail_at_once_naming_the_fix(labelled, caps
     assert "clip-vit-l-14 (open_clip ViT-L-14, 'openai' weights)" in err
     assert "hf download timm/vit_large_patch14_clip_224.openai open_clip_model.safetensors" in err
     assert f"{in_tmp / 'empty-cache'}/models--timm--vit_large_patch14_clip_224.openai" in err
+
+
+def test_evaluate_warns_when_the_folder_holds_the_projectors_training_images(labelled, capsys, in_tmp):
+    directory, features, labels = labelled
+    train = list(range(0, 60))  # the projector's training split, as stage `features` caches it
+    FeatureSet([str(i) for i in train], features[train].half().float(), [EKMAN6[labels[i]] for i in train],
+               EKMAN6, meta={"dataset": "emoscenes"}).save(feature_path("emoscenes", "train"))
+    for i in range(50, 70):  # 10 training images and 10 others
+        folder = in_tmp / "feats" / EKMAN6[labels[i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(features[i].half(), folder / f"{i}.pt")
+    code, out, err = run(capsys, "evaluate", "--projector", str(directory), "--features-dir", "feats", "--json")
+    assert code == 0 and json.loads(out)["seen_in_training"] == 10
+    assert "warning: 10 of the 20 images in feats are among those" in err and "not a held-out" in err
+    for i in range(50, 60):
+        (in_tmp / "feats" / EKMAN6[labels[i]] / f"{i}.pt").unlink()
+    code, out, err = run(capsys, "evaluate", "--projector", str(directory), "--features-dir", "feats", "--json")
+    assert code == 0 and json.loads(out)["seen_in_training"] == 0 and "warning" not in err
