@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1 (argparse turns the ValueError into a
-    one-line usage error that names the option)."""
+    """An argparse type: an integer of at least 1 (argparse prints a refusal as a usage
+    error naming the option, exit status 2)."""
     try:
         value = int(text)
     except ValueError:
