@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.image_helpers import huge_png
 from tests.test_projector_cli import WIDTH, projector, run  # noqa: F401 (fixture)
 from tinyemo.features import FeatureSet, feature_path
 from tinyemo.projector.artifact import load_projector, save_projector
@@ -88,7 +89,7 @@ def test_a_truncated_image_among_several_is_named(labelled, capsys, in_tmp):
 
 
 def test_a_decompression_bomb_is_refused_with_its_reason(labelled, capsys, in_tmp):
-    Image.new("L", (20000, 20000)).save(in_tmp / "huge.png")
+    huge_png(in_tmp / "huge.png")
     code, _, err = run(capsys, "classify", "huge.png")
     assert code == 2
     assert "huge.png has more pixels than PIL decodes safely" in err and "resize it" in err

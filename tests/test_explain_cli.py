@@ -9,6 +9,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from tests.conftest import REPO
+from tests.image_helpers import huge_png
 from tinyemo import config
 from tinyemo.cli import explain, main
 from tinyemo.mmllm.artifact import CONFIG_FILE, WEIGHTS_FILE
@@ -40,7 +41,7 @@ def test_truncated_weights_are_named(model_dir, capsys):
 
 
 def test_a_decompression_bomb_is_a_clear_error(model_dir, capsys, in_tmp):
-    Image.new("L", (20000, 20000)).save(in_tmp / "huge.png")
+    huge_png(in_tmp / "huge.png")
     assert main(["explain", "huge.png", "--model", str(model_dir)]) == 2
     assert "huge.png has more pixels than PIL decodes safely" in capsys.readouterr().err
 
