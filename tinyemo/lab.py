@@ -76,6 +76,7 @@ def main() -> None:
     print(f"{len(written)} notebooks with the parameters of {config.PARAMS_FILE} in {LAB_DIR}/ "
           "(rewritten by every `make lab`; edit notebooks/*.py to change a stage)")
     set_default_viewer()
+    os.environ.pop("MPLBACKEND", None)  # `make` exports Agg for the pipeline; kernels draw inline
     command = lab_command(Path.cwd().resolve())
     os.execvp(command[0], command)
 
