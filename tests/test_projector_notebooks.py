@@ -57,8 +57,8 @@ def test_ablate_stage(smoke):
             score = row["emotion6"]["val_top1"]
             assert len(score["runs"]) == len(summary["seeds"])
             assert score["mean"] == pytest.approx(sum(score["runs"]) / len(score["runs"]))
-            # a top-1 over n_val images is a whole number of images over n_val
-            assert all(abs(run * n_val - round(run * n_val)) < 1e-6 for run in score["runs"]), score
+            # a top-1 over n_val images is a whole number of images over n_val (float32 rounding aside)
+            assert all(abs(run * n_val - round(run * n_val)) < 1e-3 for run in score["runs"]), (score, n_val)
         assert summary[factor]["emotion6"]["best_level"] in cell["levels"]
     # Reference levels are the same configuration, so they score the same in every cell.
     references = {factor: json.loads((root / "results" / "ablate" / factor / "metrics.json").read_text())
