@@ -75,7 +75,14 @@ def test_explain_streams_a_reasoning_and_rejects_bad_images(smoke, capsys, tmp_p
         assert main(["explain", str(images[0]), "--json", "--max-new-tokens", "8"]) == 0
         record = json.loads(capsys.readouterr().out)[0]
         assert record["label"] == record["options"][0]["label"] and len(record["options"]) == 3
-        assert isinstance(record["reasoning"], str) and record["reasoning"].strip()
+        # the projector's verdict is the one `tinyemo classify` gives for the same image
+        assert main(["classify", str(images[0]), "--json"]) == 0
+        classified = json.loads(capsys.readouterr().out)["results"][0]
+        assert [o["label"] for o in record["options"]] == [t["label"] for t in classified["top"]]
+        assert record["score"] == pytest.approx(classified["top"][0]["score"], abs=1e-3)
+        # greedy decoding: the streamed reasoning is the JSON one
+        streamed = out.split(f"{images[1]}: ")[0].split("\n", 1)[1]
+        assert streamed.strip() == record["reasoning"].strip()
         bad = tmp_path / "broken.png"
         bad.write_text("not an image")
         assert main(["explain", str(bad)]) == 2
