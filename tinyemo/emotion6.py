@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.features import FeatureSet
 from tinyemo.taxonomy import EKMAN6
 
@@ -34,11 +35,11 @@ IMAGES = Path("Emotion6") / "images"
 USED_SPLITS = ("train", "test")  # upstream's validation/ duplicates test/: never used
 
 
-class DataUnavailableError(FileNotFoundError):
+class DataUnavailableError(FileNotFoundError, TinyEmoError):
     """The Emotion6 features cannot be found or fetched; the message says how to provide them."""
 
 
-class FeatureFolderError(ValueError):
+class FeatureFolderError(ValueError, TinyEmoError):
     """A malformed `<emotion>/<id>.pt` folder; the message names the offending path."""
 
 

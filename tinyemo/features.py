@@ -15,13 +15,14 @@ from pathlib import Path
 import torch
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.taxonomy import label_positions
 
 DATASETS = ("emoscenes", "emotion6")
 SPLITS = ("train", "val", "test")
 
 
-class FeatureError(ValueError):
+class FeatureError(ValueError, TinyEmoError):
     """Malformed or missing features; the message names the file and the fix."""
 
 
