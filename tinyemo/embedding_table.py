@@ -25,6 +25,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
 from tinyemo import registry
+from tinyemo.errors import TinyEmoError
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -35,7 +36,7 @@ EMBEDDING_KEYS = (
 )
 
 
-class EmbeddingTableError(RuntimeError):
+class EmbeddingTableError(RuntimeError, TinyEmoError):
     """The embedding table cannot be found or fetched; the message says what to do."""
 
 

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence
 
 import torch
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.features import FeatureSet
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.evaluate import Evaluation, evaluate_projector
@@ -33,7 +34,7 @@ from tinyemo.projector.train import Recipe, TrainResult, train_projector
 SHARED_IMAGES: tuple[frozenset[str], ...] = (frozenset({"emotion6", "emotionroi"}),)
 
 
-class JointTrainingError(ValueError):
+class JointTrainingError(ValueError, TinyEmoError):
     """Feature sets that cannot be trained or scored together; the message says why."""
 
 
