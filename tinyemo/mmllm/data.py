@@ -124,7 +124,10 @@ class RecordFile(Sequence):
                 char = next_char()
                 if char == "]":
                     return
-                if char == "," and len(self.offsets):
+                if len(self.offsets):  # between items: a comma
+                    if char != ",":
+                        raise ValueError(f"{self.path} holds malformed JSON: expected ',' "
+                                         f"after record {len(self.offsets) - 1}")
                     pos += 1
                     next_char()
                 while True:
@@ -146,6 +149,9 @@ class RecordFile(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"record {index} of {len(self)} in {self.path}")
+        index %= len(self)
         offset = self.offsets[index]
         end = self.offsets[index + 1] if index + 1 < len(self.offsets) else None
         with open(self.path, "rb") as handle:

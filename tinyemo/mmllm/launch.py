@@ -27,16 +27,12 @@ def launch_command(stage: str, params, out_dir: Path, pretrain_dir: Path | None 
                    max_steps: int | None = None, result_file: Path | None = None,
                    params_file: Path = config.PARAMS_FILE) -> list[str]:
     """The `accelerate launch` command line that trains `stage` on `params.num_processes`."""
-    import torch
-
     accelerate = Path(sys.executable).with_name("accelerate")
     command = [str(accelerate if accelerate.exists() else "accelerate"), "launch"]
     if params.accelerate_config:
         command += ["--config_file", str(params.accelerate_config)]
-    elif params.num_processes > 1:
+    elif params.num_processes > 1:  # without CUDA, DDP on CPU processes (gloo)
         command += ["--multi_gpu", "--num_machines", "1", "--dynamo_backend", "no"]
-        if not torch.cuda.is_available():
-            command += ["--cpu"]
     if params.accelerate_config and "deepspeed" in Path(params.accelerate_config).name:
         command += ["--gradient_accumulation_steps", str(params.gradient_accumulation_steps)]
     command += ["--num_processes", str(params.num_processes),
