@@ -269,7 +269,7 @@ def steps(layers: int, n: int, llms=tuple(LLMS), processes: bool = True):
             (f"{name}:build", fresh),
             (f"{name}:pretrain", lambda name=name: pretrain(*state[name], state["patches"], n)),
             (f"{name}:finetune", lambda name=name: finetune(*state[name], state["patches"], n)),
-            (f"{name}:explain", lambda name=name: explain(*state[name], state["patches"])),
+            (f"{name}:explain", lambda name=name: explain(*state.pop(name), state["patches"])),
             (f"{name}:devices", lambda name=name: shapes_only_step(*mmllm(name, layers),
                                                                    state["patches"], n)),
         ]
