@@ -273,3 +273,36 @@ def test_training_and_generation_move_batches_to_the_model_device(monkeypatch):
         infer.generate(model, tokenizer, prompts, patches[:2], max_new_tokens=2)
     with pytest.raises(ReachedLLM):
         list(infer.stream(model, tokenizer, prompts[0], patches[0], max_new_tokens=2))
+
+
+BF16_RUN = """
+import torch
+from tests.mmllm_helpers import examples_and_patches, tiny_mmllm
+from tinyemo.mmllm import artifact
+from tinyemo.mmllm.train import TrainConfig, train
+torch.set_num_threads(1)
+model, tokenizer = tiny_mmllm()
+artifact.set_trainable(model, "connector")
+examples, patches = examples_and_patches(tokenizer)
+result = train(model, examples, patches, tokenizer.pad_token_id,
+               TrainConfig(batch_size=4, lr=1e-2, max_steps=2, checkpoint_every=0,
+                           mixed_precision="bf16", gradient_accumulation_steps=2))
+print(result.log[-1]["loss"], next(model.connector.parameters()).dtype)
+"""
+
+
+def test_bf16_mixed_precision_trains(tmp_path):
+    """In a fresh process (accelerate's precision is fixed per process): the embeddings stay
+    float32 under autocast while the connector's image tokens come out in bf16."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", BF16_RUN], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loss, dtype = done.stdout.split()
+    assert 0 < float(loss) < 20 and dtype == "torch.float32"  # master weights stay float32

@@ -48,7 +48,7 @@ class TinyLlava(nn.Module):
                 f"every prompt needs exactly one <image> ({self.n_image_tokens} markers); "
                 f"found {per_row.tolist()}"
             )
-        image_tokens = self.connector(patches.to(embeds.dtype))
+        image_tokens = self.connector(patches.to(embeds.dtype)).to(embeds.dtype)  # autocast: bf16
         return embeds.masked_scatter(image_mask.unsqueeze(-1), image_tokens.reshape(-1, embeds.shape[-1]))
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
