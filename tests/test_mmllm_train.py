@@ -306,3 +306,28 @@ def test_bf16_mixed_precision_trains(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     loss, dtype = done.stdout.split()
     assert 0 < float(loss) < 20 and dtype == "torch.float32"  # master weights stay float32
+
+
+def test_stages_with_several_processes_launch_accelerate(tmp_path):
+    from tinyemo.mmllm.launch import launch_command
+    from tinyemo.mmllm.params import PretrainParams
+
+    ddp = PretrainParams(lr=1e-3, num_processes=2, gradient_accumulation_steps=2)
+    command = launch_command("pretrain", ddp, tmp_path / "out", max_steps=3)
+    assert command[1:3] == ["launch", "--multi_gpu"]
+    assert command[command.index("--num_processes") + 1] == "2"
+    assert command[command.index("-m") + 1:command.index("-m") + 3] == ["tinyemo.mmllm.launch", "pretrain"]
+    assert command[-2:] == ["--max-steps", "3"] and "--gradient_accumulation_steps" not in command
+    zero2 = PretrainParams(lr=1e-3, num_processes=8, gradient_accumulation_steps=4,
+                           mixed_precision="bf16",
+                           accelerate_config="configs/accelerate/deepspeed_zero2.yaml")
+    command = launch_command("finetune", zero2, tmp_path / "out", tmp_path / "pre")
+    assert command[command.index("--config_file") + 1].endswith("deepspeed_zero2.yaml")
+    assert command[command.index("--gradient_accumulation_steps") + 1] == "4"
+    assert command[command.index("--mixed_precision") + 1] == "bf16"
+    assert command[command.index("--pretrained") + 1] == str(tmp_path / "pre")
+    import yaml
+    from pathlib import Path
+    for name in ("single_gpu", "multi_gpu_ddp", "deepspeed_zero2"):
+        config = yaml.safe_load((Path(__file__).parents[1] / f"configs/accelerate/{name}.yaml").read_text())
+        assert config["mixed_precision"] == "bf16" and config["num_machines"] == 1

@@ -95,7 +95,8 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         from tinyemo.mmllm import launch
-        return launch.launched_run("pretrain", params, out_dir, max_steps=max_steps)
+        return launch.launched_run("pretrain", params, out_dir, max_steps=max_steps,
+                                   trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
@@ -117,7 +118,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
                  accelerator=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         from tinyemo.mmllm import launch
-        return launch.launched_run("finetune", params, out_dir, pretrain_dir, max_steps)
+        return launch.launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
+                                   trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     model, tokenizer, saved = artifact.load_mmllm(
         pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
