@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import math
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,10 +198,14 @@ class LazyExamples(Sequence):
                         self.max_length, self.system_prompt)
 
 
+HASHED_ROWS = 4096  # patch grids read into the data hash at most
+
+
 def summarise(examples: Sequence[Example], patches) -> tuple[list[int], str]:
     """(token count of every example, a hash of the training data) in one pass. The hash
-    covers every example's tokens, labels and image row and the patch grids they read, so a
-    changed dataset of the same size is a different run."""
+    covers every example's tokens, labels and image row and the patch grids they read (up to
+    `HASHED_ROWS` of them, evenly spaced), so a changed dataset of the same size is a
+    different run."""
     digest, lengths, rows = hashlib.sha256(), array("l"), set()
     for index in range(len(examples)):
         example = examples[index]
@@ -210,6 +215,8 @@ def summarise(examples: Sequence[Example], patches) -> tuple[list[int], str]:
         digest.update(example.patch_row.to_bytes(8, "little", signed=True))
         rows.add(example.patch_row)
     ordered = sorted(rows)
+    if len(ordered) > HASHED_ROWS:  # at scale: evenly spaced rows (reading all is ~100 GiB)
+        ordered = ordered[::math.ceil(len(ordered) / HASHED_ROWS)]
     for start in range(0, len(ordered), 256):
         block = torch.as_tensor(patches[ordered[start:start + 256]]).float().contiguous()
         digest.update(block.numpy().tobytes())
