@@ -11,7 +11,11 @@ STAMP := $(VENV)/.installed
 # The Emotion6 features: the sample folder beside the clone, unless TINYEMO_DATA_DIR says otherwise.
 SHARED_DATA := $(wildcard $(abspath ../shared/data/tinyemo-sample))
 export TINYEMO_DATA_DIR ?= $(SHARED_DATA)
+# The default and smoke profiles never touch the Hugging Face hub; the paper profile
+# downloads its models (and needs `huggingface-cli login` for the gated Llama-2 tokenizer).
+ifneq ($(PROFILE),paper)
 export HF_HUB_OFFLINE ?= 1
+endif
 export MPLBACKEND ?= Agg
 
 .PHONY: repro test lab setup params clean-venv

@@ -10,7 +10,7 @@ from tinyemo.errors import CommandError, TinyEmoError
 
 __all__ = ["CommandError", "build_parser", "int_at_least", "main", "positive_int"]
 
-COMMAND_MODULES = ("profile", "stage", "explain", "classify", "evaluate", "ablate_run", "data")
+COMMAND_MODULES = ("profile", "stage", "explain", "classify", "evaluate", "ablate_run", "data", "dry_run")
 
 
 def build_parser() -> argparse.ArgumentParser:
