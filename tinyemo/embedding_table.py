@@ -48,7 +48,7 @@ class EmbeddingTable:
     commit: str  # the revision the files came from ("" for a local folder)
 
 
-def _fetch(repo: str, filename: str, revision: str, folder: Path | None) -> Path:
+def _fetch(repo: str, filename: str, revision: str | None, folder: Path | None) -> Path:
     """One file of the checkpoint (FileNotFoundError when the checkpoint has no such file)."""
     if folder is not None:
         path = Path(folder) / filename
@@ -63,7 +63,7 @@ def _fetch(repo: str, filename: str, revision: str, folder: Path | None) -> Path
             f"the hub is not reachable or disabled (HF_HUB_OFFLINE); run once with the hub ({err})"
         ) from None
     except EntryNotFoundError:
-        raise FileNotFoundError(f"{repo}@{revision}/{filename}") from None
+        raise FileNotFoundError(f"{repo}@{revision or 'main'}/{filename}") from None
 
 
 def _commit_of(path: Path) -> str:
@@ -83,7 +83,8 @@ def _pick_key(keys, where: str) -> str:
     )
 
 
-def read_embedding_table(repo: str, revision: str = "", *, folder: Path | None = None) -> EmbeddingTable:
+def read_embedding_table(repo: str, revision: str | None = None, *,
+                         folder: Path | None = None) -> EmbeddingTable:
     """The input-embedding tensor of a checkpoint, reading the index and one weights file only."""
     from safetensors import safe_open
 

@@ -35,8 +35,8 @@ class LLMSpec:
     tokenizer: str = ""  # hub id of the tokenizer when it differs from `source`
     needs_remote_code: bool = False
     gguf_file: str = ""
-    revision: str = ""  # hub commit hash the weights are pinned to ("": none known, the hub's main)
-    tokenizer_revision: str = ""  # commit hash of `tokenizer` when it is another repository
+    revision: str | None = None  # hub commit hash the weights are pinned to (None: none known, main)
+    tokenizer_revision: str | None = None  # commit hash of `tokenizer` when it is another repository
 
 
 VISION_TOWERS: dict[str, VisionTowerSpec] = {
