@@ -64,7 +64,6 @@ threads = 2
 llm = "smollm2-135m-instruct"
 candidates = {
     "paper": {"recipe": {}, "template": "bare"},
-    "paper-normalised": {"recipe": {"normalize_input": True}, "template": "bare"},
     "ntxent-emotion": {"recipe": {"loss": "ntxent", "normalize_input": True}, "template": "emotion"},
     "infonce": {"recipe": {"loss": "infonce", "normalize_input": True}, "template": "bare"},
     "infonce-emotion": {"recipe": {"loss": "infonce", "normalize_input": True}, "template": "emotion"},

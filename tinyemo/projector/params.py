@@ -16,7 +16,6 @@ PAPER = "paper"  # the candidate that must be in every grid: the paper's recipe,
 
 DEFAULT_CANDIDATES: dict[str, Candidate] = {
     PAPER: Candidate(),
-    "paper-normalised": Candidate(recipe=Recipe(normalize_input=True)),
     "ntxent-emotion": Candidate(recipe=Recipe(loss="ntxent", normalize_input=True), template="emotion"),
     "infonce": Candidate(recipe=Recipe(loss="infonce", normalize_input=True)),
     "infonce-emotion": Candidate(recipe=Recipe(loss="infonce", normalize_input=True), template="emotion"),
