@@ -204,7 +204,7 @@ for dataset, result in shipped.items():
     pd.DataFrame(evaluation.confusion_records()).to_csv(out / "plots" / f"{dataset}_confusion.csv", index=False)
     display(Image(filename=str(figures.confusion_heatmap(
         evaluation.confusion, evaluation.label_names, out / "figures" / f"{dataset}_confusion.png",
-        f"{dataset} test: {result.name} (top-1 {100 * evaluation.top1:.2f} %)"))))
+        f"{dataset} test: {result.name}\n(top-1 {100 * evaluation.top1:.2f} %)"))))
 pd.DataFrame({d: r.evaluations["test"].per_class for d, r in shipped.items()}).round(3)
 
 # %% [markdown]
