@@ -104,16 +104,19 @@ def _score_fold(train: FeatureSet, rows, candidates: Mapping[str, Candidate],
         out[name] = {"seeds": [e.top1 for e in run.evaluations[FOLD]],
                      "projections": [project(r.model, splits[FOLD].pooled) for r in run.runs]}
     if lr_c is not None:
-        for name, record in study.run_baselines(splits, 2, 0, C=lr_c).items():
+        for name, record in study.run_baselines(splits, folds=2, seed=0, C=lr_c).items():  # C given: no search
             out[name] = {"seeds": [record[FOLD]["top1"]]}
     return out
 
 
 def _over_folds(train, folds, candidates, anchor_sets, seeds, lr_c, n_jobs) -> list[dict]:
+    """`_score_fold` on every fold, in `n_jobs` processes, results in fold order."""
     from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
 
-    return Parallel(n_jobs=n_jobs)(
+    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_score_fold)(train, rows, candidates, anchor_sets, seeds, lr_c) for rows in folds)
+    return list(tqdm(jobs, total=len(folds), desc=f"CV folds ({', '.join(candidates)})", mininterval=10))
 
 
 def _top1(projected, labels, anchor_set: AnchorSet) -> float:
