@@ -41,7 +41,7 @@ def test_projector_stage(smoke):
     plots = root / "results" / "projector" / "plots"
     assert (plots / "emotion6_confusion.csv").read_text().startswith("actual,predicted")
     assert len((plots / "emotion6_confusion.csv").read_text().splitlines()) == 1 + emotion6["n"]["test"]
-    assert len((plots / "emotion6_shipped_history.csv").read_text().splitlines()) == 1 + 2
+    assert len((plots / "emotion6_shipped_history.csv").read_text().splitlines()) == 1 + 5
     for figure in ("emotion6_tsne.png", "emotion6_confusion.png", "emotion6_accuracy_per_epoch.png", "cv_top1.png"):
         assert (root / "results" / "projector" / "figures" / figure).stat().st_size > 1000
 
