@@ -19,41 +19,60 @@
 # token-embedding rows of the label text, BOS included, L2-normalised); the predicted
 # emotion is the nearest anchor. This notebook trains it on two datasets:
 #
-# - **Emotion6**, real photographs as upstream's CLIP ViT-L/14 features (Ekman-6). The
-#   model is trained on the carved train split and *selected on the carved validation
-#   split*; test numbers appear only when a `test/` folder was provided, and nothing is
-#   chosen on them. Upstream selected its models on its test set; we never do.
+# - **Emotion6**, real photographs as upstream's CLIP ViT-L/14 features (Ekman-6);
 # - **EmoScenes**, our synthetic scenes encoded by the profile's vision tower (Mikels-8).
 #   Its train split carries the planted bias on purpose (the bias stage looks for it with
-#   this projector); model choices use val, the report uses test.
+#   this projector); its val and test splits do not.
 #
-# Two recipes, side by side, each trained once per seed (mean ± std over seeds):
+# ## The protocol: choose on folds of train, judge on data nobody saw
 #
-# - **paper recipe**: cosine-embedding loss, 5 epochs, batch 32, AdamW with OneCycle
-#   (max lr 5e-4, pct_start 0.005, cosine annealing), the bare label word as anchor text;
-# - **tuned recipe**: the changes that helped *on Emotion6 validation* (see the ablation
-#   stage for the factor-by-factor evidence): the InfoNCE loss in its correct form
-#   (one positive per image, the other labels' anchors as negatives, tau 0.1), the
-#   grounding template `{e} emotion`, and L2-normalised input features. Explored on
-#   Emotion6 validation only (3-5 seeds each): longer schedules (10-20 epochs), a larger
-#   width, other temperatures, label smoothing, weight averaging (EMA), input noise or
-#   dropout, synonym swaps and a template ensemble stayed within seed noise of it or below,
-#   so they are off (`tinyemo.projector.train.Recipe` keeps them as knobs; the ablation
-#   stage re-measures the factors it covers).
+# An earlier version of this stage chose its "tuned" recipe on one validation split of
+# 278 Emotion6 images. There, the tuned projector beat a logistic probe by 4.7 points; on
+# Emotion6 images held out from everything, it scored 1.5 points *below* the same probe.
+# With 278 images one standard error of a top-1 is about 2.6 points, and trying a dozen
+# recipes on the same 278 images picks the one that was luckiest on them: the choice
+# overfits the validation split and does not transfer.
 #
-# Beside them, what a reviewer would try instead, fitted on the same splits: logistic
-# regression on L2-normalised features (C by cross-validation on train only) and the
-# nearest class centroid.
+# So, per dataset:
+#
+# 1. **Held out first.** Every split other than `train` is set aside before anything else:
+#    the dataset's `test` (for Emotion6, whose sample has only `train/`, a seeded 20 %
+#    stratified test split is carved from train in `tinyemo.projector.selection`) and
+#    `val` where it exists. Neither the projector nor its selection ever sees them.
+# 2. **Selection by repeated stratified k-fold cross-validation on train.** Every
+#    candidate recipe of a small grid (the paper's recipe first) is trained on k-1 folds
+#    and scored on the k-th, for several reshuffles of the folds; every training row is
+#    scored once per repeat, so the estimate rests on all of train rather than on 278
+#    images. The logistic probe and the nearest centroid are scored on the same folds.
+#    The highest mean wins; its seed ensemble (the normalised mean of the seeds' unit
+#    projections) is scored on the same folds and shipped only if it measures better.
+# 3. **Refit on all of train** for the shipped artifact `models/projector/<dataset>/`.
+# 4. **One held-out comparison in the same run**: the shipped projector, the paper recipe
+#    refitted the same way, the logistic probe (a ceiling-ish reference: a linear
+#    classifier fitted to the labels directly), the nearest class centroid (the floor) and
+#    the shipped recipe trained against *random* anchors (a control for the anchors'
+#    meaning), all fitted on the same training rows.
+#
+# Fold scores are reported as mean ± standard error over folds x repeats. Folds share
+# training rows, so that standard error is on the optimistic side; the paired difference
+# to the paper recipe on the same folds ("vs paper") is the sharper comparison.
 
 # %% tags=["parameters"]
 profile = "default"
 seed = 0
 threads = 2
 llm = "smollm2-135m-instruct"
-tuned_recipe = {"loss": "infonce", "normalize_input": True}
-tuned_template = "emotion"
+candidates = {
+    "paper": {"recipe": {}, "template": "bare"},
+    "ntxent-emotion": {"recipe": {"loss": "ntxent", "normalize_input": True}, "template": "emotion"},
+    "infonce": {"recipe": {"loss": "infonce", "normalize_input": True}, "template": "bare"},
+    "infonce-emotion": {"recipe": {"loss": "infonce", "normalize_input": True}, "template": "emotion"},
+}
 anchor_source = "llm"
 seeds = [0, 1, 2]
+cv_folds = 5
+cv_repeats = 2
+test_fraction = 0.2
 lr_cv_folds = 5
 zeroshot_sources = ["llm", "sentence", "random"]
 zeroshot_group_size = 2
@@ -61,17 +80,18 @@ tsne_points = 600
 
 # %%
 import json
+import time
 
 import pandas as pd
 import torch
 from IPython.display import Image, Markdown, display
 
 from tinyemo import paths
-from tinyemo.projector import figures, study
+from tinyemo.projector import figures, selection, study
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.artifact import save_projector
 from tinyemo.projector.evaluate import project
-from tinyemo.projector.train import PAPER_RECIPE, Recipe
+from tinyemo.projector.recipe import Candidate
 from tinyemo.projector.zeroshot import held_out_zeroshot
 from tinyemo.report import markdown_table
 from tinyemo.taxonomy import EKMAN6
@@ -80,11 +100,11 @@ torch.set_num_threads(threads)
 out = paths.stage_results("projector")
 (out / "figures").mkdir(parents=True, exist_ok=True)
 (out / "plots").mkdir(parents=True, exist_ok=True)
-tuned = Recipe(**tuned_recipe)
+grid = {name: Candidate(**candidate) for name, candidate in candidates.items()}
 metrics = {"profile": profile, "llm": llm, "anchor_source": anchor_source, "seeds": seeds,
-           "paper_recipe": PAPER_RECIPE.to_dict(), "tuned_recipe": tuned.to_dict(),
-           "tuned_template": tuned_template}
-runs = {}
+           "protocol": {"cv_folds": cv_folds, "cv_repeats": cv_repeats, "test_fraction": test_fraction,
+                        "seed": seed}}
+shipped = {}
 
 # %% [markdown]
 # ## The anchors
@@ -100,116 +120,124 @@ pd.DataFrame((ekman.anchors @ ekman.anchors.T).numpy(), index=ekman.label_names,
              columns=ekman.label_names).round(2)
 
 # %% [markdown]
-# ## Training and evaluation, per dataset
+# ## Selection, refit and the held-out comparison, per dataset
 #
-# For each dataset: the paper and tuned recipes (once per seed), the baselines, and the
-# evaluation of every recipe on every held-out split. The first seed's tuned model is
-# saved as `models/projector/<dataset>/` (weights and anchors as safetensors, a JSON
-# config naming the vision tower and LLM whose spaces it joins).
+# The first seed of every candidate on every fold, then the winner's other seeds on the
+# same folds; then the refits on all of train. Folds run in `threads` processes.
 
 # %%
 for dataset in ("emotion6", "emoscenes"):
+    started = time.perf_counter()
     splits = study.load_splits(dataset)
     label_names = splits["train"].label_names
-    anchors = {
-        "paper": build_anchor_set(label_names, anchor_source, "bare", llm=llm),
-        "tuned": build_anchor_set(label_names, anchor_source, tuned_template, llm=llm,
-                                  synonyms=tuned.synonym_p > 0),
-    }
-    paper = study.run_recipe("paper", splits, anchors["paper"], PAPER_RECIPE, seeds, "bare")
-    best = study.run_recipe("tuned", splits, anchors["tuned"], tuned, seeds, tuned_template)
-    runs[dataset] = {"paper": paper, "tuned": best, "anchors": anchors, "splits": splits}
-    metrics[dataset] = {
-        "vision_tower": study.vision_tower_of(splits["train"]),
-        "n": {split: len(features) for split, features in splits.items()},
-        "paper_recipe": paper.summary(),
-        "tuned_recipe": best.summary(),
-        **study.run_baselines(splits, lr_cv_folds, seed),
-    }
-    result, evaluations = best.first()
-    save_projector(paths.MODELS / "projector" / dataset, result.model, anchors["tuned"].anchors,
+    anchor_sets = {name: build_anchor_set(label_names, anchor_source, c.template, llm=llm,
+                                          synonyms=c.recipe.synonym_p > 0) for name, c in grid.items()}
+    random_anchors = build_anchor_set(label_names, "random", "bare", llm=llm, seed=seed)
+    result = selection.select_and_ship(
+        splits, grid, anchor_sets, random_anchors, seeds, test_fraction=test_fraction, folds=cv_folds,
+        repeats=cv_repeats, seed=seed, lr_folds=lr_cv_folds, n_jobs=threads)
+    shipped[dataset] = result
+    winner = result.selection.selected
+    metrics[dataset] = {"vision_tower": study.vision_tower_of(splits["train"]), **result.metrics(),
+                        "seconds": time.perf_counter() - started}
+    save_projector(paths.MODELS / "projector" / dataset, result.model, anchor_sets[winner].anchors,
                    label_names, {
                        "dataset": dataset, "vision_tower": metrics[dataset]["vision_tower"],
-                       "llm": llm, "anchor_source": anchor_source, "template": tuned_template,
-                       "recipe": tuned.but(seed=seeds[0]).to_dict(),
-                       "top1": {split: e.top1 for split, e in evaluations.items()},
+                       "llm": llm, "anchor_source": anchor_source, "template": grid[winner].template,
+                       "recipe": grid[winner].recipe.but(seed=seeds[0]).to_dict(), "candidate": winner,
+                       "seeds": seeds if result.selection.ship_ensemble else seeds[:1],
+                       "trained_on": f"{dataset} train ({len(result.development.train)} images)",
+                       "top1": {split: e.top1 for split, e in result.evaluations.items()},
                    })
-    print(dataset, "saved; val top-1 of the saved model:", round(evaluations["val"].top1, 4))
+    print(f"{dataset}: shipped {result.name}; {metrics[dataset]['seconds']:.0f} s")
 
 # %% [markdown]
-# ## Results
+# ## Cross-validation on train (selection)
 #
-# Top-1 (mean ± std over seeds for the projector recipes). The reporting split is
-# validation for Emotion6 (test only if provided) and test for EmoScenes.
+# Top-1 in percent, mean ± standard error over folds x repeats; "vs paper" is the paired
+# difference to the paper recipe on the same folds, in points. The last two rows per
+# dataset compare the winner's seeds alone with their ensemble on the same folds.
 
 # %%
-def cell(summary: dict, split: str) -> str:
-    if split not in summary:
-        return "-"
-    top1 = summary[split]["top1"]
-    return f"{100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}" if isinstance(top1, dict) else f"{100 * top1:.2f}"
-
-
-rows = []
-for dataset in runs:
-    m = metrics[dataset]
-    for name in ("paper_recipe", "tuned_recipe", "logistic_regression", "nearest_centroid"):
-        seconds = m[name]["train_seconds"]["mean"] if "train_seconds" in m[name] else m[name]["fit_seconds"]
-        rows.append({"dataset": dataset, "model": name.replace("_", " "),
-                     **{split: cell(m[name], split) for split in ("val", "test")},
-                     "train/fit seconds": round(seconds, 2)})
-results_md = markdown_table(list(rows[0]), [list(row.values()) for row in rows])
-(out / "results.md").write_text(results_md + "\n")
-display(Markdown(results_md))
+cv_md = markdown_table(*selection.cv_rows({d: metrics[d]["selection"] for d in shipped}))
+display(Markdown(cv_md))
+display(Image(filename=str(figures.bar_chart(
+    {d: {name: (row["top1"]["mean"], row["top1"]["se"]) for name, row in metrics[d]["selection"]["scores"].items()}
+     for d in shipped},
+    out / "figures" / "cv_top1.png", ylabel="CV top-1 (mean ± s.e.)",
+    title="Selection: repeated stratified k-fold on train"))))
 
 # %% [markdown]
-# Per-class accuracy and mean distance to the nearest anchor of the saved (first-seed)
-# tuned models on their reporting split. The distance is between unit vectors
-# (`sqrt(2 - 2 cos)`): a projected image never sits *on* its anchor, because the anchors
-# share much of their direction.
+# ## On data neither the projector nor its selection saw
+#
+# Top-1 in percent on every held-out split; every model is fitted on the same training
+# rows. The logistic probe is the reference to beat; the nearest centroid is the floor.
+# "Random anchors" is the shipped recipe (first seed) trained against meaningless anchors:
+# a supervised projector learns to separate *any* fixed set of distinct anchors, so it is
+# a control for what the anchors' meaning adds, not a chance level (in the default run it
+# scores only a few points below the shipped projector). The paper recipe gets the shipped model's treatment (a seed ensemble when the
+# shipped one is). The last column is the shipped projector minus the probe, in points.
 
 # %%
-report_split = {"emotion6": "test" if "test" in runs["emotion6"]["splits"] else "val", "emoscenes": "test"}
-for dataset, split in report_split.items():
-    _, evaluations = runs[dataset]["tuned"].first()
-    evaluation = evaluations[split]
-    metrics[dataset]["tuned_recipe"]["report_split"] = split
-    metrics[dataset]["tuned_recipe"]["per_class"] = evaluation.per_class
-    metrics[dataset]["tuned_recipe"]["mean_nearest_distance"] = evaluation.mean_nearest_distance
+held_md = markdown_table(*selection.held_out_rows({d: metrics[d]["held_out_top1"] for d in shipped}))
+(out / "results.md").write_text("## Cross-validation on train\n\n" + cv_md + "\n\n## Held out\n\n" + held_md + "\n")
+display(Markdown(held_md))
+
+# %% [markdown]
+# ### The Emotion6 number of the paper
+#
+# The paper's best Emotion6 top-1 (77.27 %, TinyEmo-3.21B, Table VIII) is a *zero-shot*
+# number: its projector was trained jointly on EmotionROI, WEBEmo and EmoSet and never on
+# Emotion6, and EmotionROI's images overlap Emotion6's. Ours is trained on Emotion6's own
+# training rows and tested on held-out Emotion6 images, with a 135M-parameter LLM's
+# anchors: a different protocol, so the two numbers are not a like-for-like comparison.
+
+# %% [markdown]
+# ## The shipped projectors, per class
+#
+# Per-class accuracy and the confusion matrix of each shipped projector on its test split
+# (the title names the model; its top-1 is the one in the held-out table).
+
+# %%
+for dataset, result in shipped.items():
+    evaluation = result.evaluations["test"]
     pd.DataFrame(evaluation.confusion_records()).to_csv(out / "plots" / f"{dataset}_confusion.csv", index=False)
     display(Image(filename=str(figures.confusion_heatmap(
         evaluation.confusion, evaluation.label_names, out / "figures" / f"{dataset}_confusion.png",
-        f"{dataset} {split}: tuned projector (top-1 {evaluation.top1:.1%})"))))
-pd.DataFrame({d: metrics[d]["tuned_recipe"]["per_class"] for d in report_split}).round(3)
+        f"{dataset} test: {result.name}\n(top-1 {100 * evaluation.top1:.2f} %)"))))
+pd.DataFrame({d: r.evaluations["test"].per_class for d, r in shipped.items()}).round(3)
 
 # %% [markdown]
 # ## Accuracy per epoch
 #
-# Validation top-1 after each epoch (first seed). Both recipes converge within five epochs;
-# longer schedules only overfit these small training sets.
+# Held-out val top-1 after each epoch of the refits (first seed; watched, never used for
+# a choice). Both recipes converge within their epochs.
 
 # %%
-for dataset in runs:
-    histories = {name: runs[dataset][name].runs[0].history for name in ("paper", "tuned")}
+for dataset, result in shipped.items():
+    histories = {"paper": result.runs["paper"].runs[0].history, "shipped": result.runs["shipped"].runs[0].history}
     for name, history in histories.items():
         pd.DataFrame(history).to_csv(out / "plots" / f"{dataset}_{name}_history.csv", index=False)
-    display(Image(filename=str(figures.epoch_curves(
-        histories, out / "figures" / f"{dataset}_accuracy_per_epoch.png", title=f"{dataset}: validation top-1"))))
+    if "val_top1" in histories["shipped"][0]:
+        display(Image(filename=str(figures.epoch_curves(
+            histories, out / "figures" / f"{dataset}_accuracy_per_epoch.png",
+            title=f"{dataset}: held-out val top-1 per epoch (first seed)"))))
 
 # %% [markdown]
 # ## The map
 #
-# A t-SNE of projected validation images (dots) and the anchors (stars). Images of one
-# emotion gather around a region; the anchor of their label should sit closest to it.
+# A t-SNE of projected test images (dots) and the anchors (stars), shipped projector.
+# Images of one emotion gather around a region; the anchor of their label should sit
+# closest to it.
 
 # %%
-for dataset in runs:
-    splits, anchors = runs[dataset]["splits"], runs[dataset]["anchors"]["tuned"]
-    model = runs[dataset]["tuned"].runs[0].model
+for dataset, result in shipped.items():
+    test = result.development.held_out["test"]
+    anchors = build_anchor_set(test.label_names, anchor_source, grid[result.selection.selected].template, llm=llm)
     display(Image(filename=str(figures.embedding_map(
-        project(model, splits["val"].pooled), splits["val"].label_ids(), anchors.anchors,
-        anchors.label_names, out / "figures" / f"{dataset}_tsne.png", max_points=tsne_points,
-        seed=seed, title=f"{dataset} val: projected images and anchors (t-SNE)"))))
+        project(result.model, test.pooled), test.label_ids(), anchors.anchors, anchors.label_names,
+        out / "figures" / f"{dataset}_tsne.png", max_points=tsne_points, seed=seed,
+        title=f"{dataset} test: {result.name} (t-SNE)"))))
 
 # %% [markdown]
 # ## Held-out-label zero-shot
@@ -218,28 +246,27 @@ for dataset in runs:
 # withhold a group of labels, train on the others, and ask whether images of the withheld
 # emotions land nearest their own never-trained anchors (`held_out_top1`, chance =
 # 1/group size), and among all labels (`all_labels_top1`, a much harder test: training
-# pulls every image towards the seen anchors). Train and validation images are both
-# used (no test images); the tuned recipe and template are used for every anchor source.
-# Random anchors carry no meaning and are the control: they must sit at chance.
+# pulls every image towards the seen anchors). Only training rows are used; the shipped
+# recipe and template are used for every anchor source. Random anchors carry no meaning
+# and are the control: they must sit at chance.
 
 # %%
 zeroshot_rows = []
-for dataset in runs:
-    splits = runs[dataset]["splits"]
-    pooled = torch.cat([splits["train"].pooled, splits["val"].pooled])
-    labels = torch.cat([splits["train"].label_ids(), splits["val"].label_ids()])
+for dataset, result in shipped.items():
+    train = result.development.train
+    candidate = grid[result.selection.selected]
     metrics[dataset]["zeroshot"] = {}
     for source in zeroshot_sources:
-        anchor_set = build_anchor_set(splits["train"].label_names, source, tuned_template, llm=llm, seed=seed)
-        result = held_out_zeroshot(pooled, labels, anchor_set, tuned.but(seed=seed),
-                                   group_size=zeroshot_group_size, seed=seed)
-        metrics[dataset]["zeroshot"][source] = {k: v for k, v in result.items() if k != "folds"}
+        anchor_set = build_anchor_set(train.label_names, source, candidate.template, llm=llm, seed=seed)
+        found = held_out_zeroshot(train.pooled, train.label_ids(), anchor_set, candidate.recipe.but(seed=seed),
+                                  group_size=zeroshot_group_size, seed=seed)
+        metrics[dataset]["zeroshot"][source] = {k: v for k, v in found.items() if k != "folds"}
         zeroshot_rows.append({"dataset": dataset, "anchors": source,
-                              **{k: round(v, 3) for k, v in result.items() if k != "folds"}})
+                              **{k: round(v, 3) for k, v in found.items() if k != "folds"}})
 zeroshot_md = markdown_table(list(zeroshot_rows[0]), [list(row.values()) for row in zeroshot_rows])
 (out / "zeroshot.md").write_text(zeroshot_md + "\n")
 display(Markdown(zeroshot_md))
 
 # %%
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-display(Markdown(results_md))
+display(Markdown(held_md))

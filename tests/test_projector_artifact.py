@@ -55,3 +55,16 @@ def test_missing_or_corrupt_directories(tmp_path, trained):
         load_projector(tmp_path)
     with pytest.raises(ValueError, match="do not match"):
         save_projector(tmp_path, model, anchors.anchors[:3], anchors.label_names)
+
+
+def test_a_seed_ensemble_round_trips(tmp_path):
+    from tinyemo.projector.ensemble import SeedEnsemble
+
+    features, labels, anchors = latent_world(n_per_class=20)
+    members = [train_projector(features, labels, anchors, Recipe(epochs=1, seed=s)).model for s in (0, 1)]
+    ensemble = SeedEnsemble(members).eval()
+    save_projector(tmp_path, ensemble, anchors.anchors, anchors.label_names)
+    artifact = load_projector(tmp_path)
+    assert isinstance(artifact.model, SeedEnsemble) and len(artifact.model.members) == 2
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["members"] == 2
+    assert torch.allclose(artifact.project(features), project(ensemble, features), atol=1e-6)

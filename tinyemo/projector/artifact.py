@@ -1,7 +1,7 @@
 """A trained projector on disk: weights and anchors as safetensors, everything else as JSON.
 
     models/projector/<name>/
-        projector.safetensors   the MLP's state dict
+        projector.safetensors   the MLP's state dict (a seed ensemble: every member's, `members.<i>.`)
         anchors.safetensors     the label set's anchors [K, d]
         config.json             label names, the MLP's shape, the vision tower and LLM whose
                                 spaces it joins, the anchor source/template, the recipe, metrics
@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tinyemo.errors import TinyEmoError
+from tinyemo.projector.ensemble import SeedEnsemble, build_projector
 from tinyemo.projector.evaluate import nearest_anchor, project
 from tinyemo.projector.model import MetricProjector
 
@@ -36,7 +37,7 @@ class FeatureWidthError(ValueError, TinyEmoError):
 
 @dataclass
 class ProjectorArtifact:
-    model: MetricProjector
+    model: MetricProjector | SeedEnsemble
     anchors: torch.Tensor  # [K, d] unit rows
     label_names: tuple[str, ...]
     config: dict
@@ -77,7 +78,7 @@ class ProjectorArtifact:
         return ids, values
 
 
-def save_projector(directory: str | Path, model: MetricProjector, anchors: torch.Tensor,
+def save_projector(directory: str | Path, model: MetricProjector | SeedEnsemble, anchors: torch.Tensor,
                    label_names: Sequence[str], config: dict | None = None) -> Path:
     directory = Path(directory)
     if anchors.shape != (len(label_names), model.out_dim):
@@ -103,11 +104,11 @@ def load_projector(directory: str | Path) -> ProjectorArtifact:
         )
     try:
         config = json.loads((directory / CONFIG).read_text())
-        model = MetricProjector(**config["model"])
+        model = build_projector(config["model"])
         model.load_state_dict(load_file(str(directory / WEIGHTS)))
         anchors = load_file(str(directory / ANCHORS))["anchors"]
         label_names = tuple(config["label_names"])
-    except (OSError, KeyError, TypeError, RuntimeError, SafetensorError, json.JSONDecodeError) as err:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, SafetensorError, json.JSONDecodeError) as err:
         raise ProjectorLoadError(f"the projector in {directory} is unreadable or inconsistent: {err}") from None
     if anchors.shape != (len(label_names), model.out_dim):
         raise ProjectorLoadError(f"{directory}: anchors {list(anchors.shape)} do not match the "

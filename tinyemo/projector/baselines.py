@@ -1,7 +1,8 @@
 """What a reviewer would try instead of the projector, on the same features and splits.
 
 - Logistic regression on L2-normalised features, its inverse regularisation C chosen by
-  stratified k-fold cross-validation on the training split only.
+  stratified k-fold cross-validation on the training split only (or given, to refit cheaply
+  inside an outer cross-validation).
 - Nearest class centroid: the mean of each class's L2-normalised training features,
   prediction by cosine similarity to the (normalised) centroids.
 """
@@ -30,7 +31,7 @@ def _normalised(pooled: torch.Tensor) -> np.ndarray:
 
 
 def logistic_regression(pooled: torch.Tensor, labels: torch.Tensor, *, Cs=DEFAULT_CS,
-                        folds: int = 5, seed: int = 0) -> Baseline:
+                        folds: int = 5, seed: int = 0, C: float | None = None) -> Baseline:
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
@@ -39,9 +40,12 @@ def logistic_regression(pooled: torch.Tensor, labels: torch.Tensor, *, Cs=DEFAUL
     x, y = _normalised(pooled), labels.numpy()
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     with threadpool_limits(limits=1):  # small problem: extra BLAS threads only contend
-        search = LogisticRegressionCV(Cs=list(Cs), cv=cv, max_iter=3000, scoring="accuracy")
-        search.fit(x, y)
-        best_c = float(np.atleast_1d(search.C_)[0])
+        if C is None:
+            search = LogisticRegressionCV(Cs=list(Cs), cv=cv, max_iter=3000, scoring="accuracy")
+            search.fit(x, y)
+            best_c = float(np.atleast_1d(search.C_)[0])
+        else:
+            best_c, folds = float(C), 0
         model = LogisticRegression(C=best_c, max_iter=3000).fit(x, y)
     seconds = time.perf_counter() - started
     return Baseline("logistic_regression", lambda p: model.predict(_normalised(p)), seconds,

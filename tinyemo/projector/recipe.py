@@ -2,15 +2,18 @@
 
 `Recipe()` with its defaults is the paper's recipe: cosine-embedding loss, 5 epochs, batch
 32, AdamW with a OneCycle schedule (max lr 5e-4, pct_start 0.005, cosine annealing). Every
-other field is a knob of the better recipe chosen on the validation split.
+other field is a knob that model selection (tinyemo.projector.selection) may turn.
+
+A `Candidate` is what selection compares: a recipe and the grounding template of its anchors.
 """
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tinyemo.config import Section
+from tinyemo.projector.texts import TEMPLATES
 
 
 class Recipe(Section):
@@ -41,3 +44,21 @@ class Recipe(Section):
 
 
 PAPER_RECIPE = Recipe()
+
+
+def check_templates(value: str | list[str]) -> str | list[str]:
+    """A template name or a non-empty list of names (an ensemble of templates), all known."""
+    names = [value] if isinstance(value, str) else value
+    unknown = [name for name in names if name not in TEMPLATES]
+    if unknown or not names:
+        raise ValueError(f"unknown template(s) {unknown or names}; valid: {', '.join(TEMPLATES)}")
+    return value
+
+
+class Candidate(Section):
+    """One entry of the selection grid: a recipe (fields not given keep the paper's) and a template."""
+
+    recipe: Recipe = Recipe()
+    template: str | list[str] = "bare"
+
+    _templates = field_validator("template")(check_templates)

@@ -79,9 +79,12 @@ def _train(pooled, labels, anchor_set: AnchorSet, recipe: Recipe, val) -> TrainR
     steps_per_epoch = max(1, len(pooled) // recipe.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay,
                                   foreach=True)
+    total_steps = steps_per_epoch * recipe.epochs
+    pct_start = recipe.pct_start
+    if pct_start * total_steps == 1.0:  # OneCycleLR's warm-up would end at step 0: it divides by zero
+        pct_start = 1.01 / total_steps
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.max_lr, total_steps=steps_per_epoch * recipe.epochs,
-        pct_start=recipe.pct_start, anneal_strategy="cos",
+        optimizer, max_lr=recipe.max_lr, total_steps=total_steps, pct_start=pct_start, anneal_strategy="cos",
     )
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
                 if recipe.ema_decay > 0 else None)
