@@ -53,7 +53,8 @@ train_datasets = [["emotion6"], ["emoscenes"]]
 eval_datasets = ["emotion6", "emoscenes"]
 llms = ["smollm2-135m-instruct"]
 sources = ["sentence"]
-recipes = {"paper": {}, "tinyemo-700m": {"loss": "ntxent", "synonym_p": 0.5}, "tuned": "projector"}
+recipes = {"paper": {}, "tinyemo-700m": {"loss": "ntxent", "synonym_p": 0.5},
+           "tuned": {"loss": "infonce", "normalize_input": True, "template": "emotion"}}
 seeds = [0]
 lr_cv_folds = 5
 
@@ -69,8 +70,7 @@ torch.set_num_threads(threads)
 out = paths.stage_results("paper_table")
 params = PaperTableParams(train_datasets=train_datasets, eval_datasets=eval_datasets, llms=llms,
                           sources=sources, recipes=recipes, seeds=seeds, lr_cv_folds=lr_cv_folds)
-projector = paper_table.projector_params() if "projector" in params.recipes.values() else None
-rows = paper_table.plan_rows(params, llm, projector)
+rows = paper_table.plan_rows(params, llm)
 print(f"{len(rows)} rows x {len(params.groups())} training group(s) x {len(params.seeds)} seed(s)")
 for row in rows:
     print(f"  {row.name}: {row.recipe.loss}, synonyms p={row.recipe.synonym_p}, template {row.template!r}")
@@ -82,7 +82,7 @@ for row in rows:
 # come from the same vision tower. The log lists the groups and the columns each one scores.
 
 # %%
-metrics = paper_table.compute(params, base_llm=llm, seed=seed, projector=projector)
+metrics = paper_table.compute(params, base_llm=llm, seed=seed)
 metrics["profile"] = profile
 for group in metrics["groups"]:
     print(f"trained on {'+'.join(group['train_datasets'])} ({group['width']}-d features, "

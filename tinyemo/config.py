@@ -135,8 +135,7 @@ class PaperTableParams(Section):
     eval_datasets: list[str] = Field(min_length=1)  # the table's columns (test splits)
     llms: list[str] = []  # a row per LLM: anchors from its input-embedding table
     sources: list[Literal["sentence"]] = []  # other meaningful anchor sources (random is the floor)
-    # name -> recipe fields (plus `template`), or "projector": the projector section's tuned recipe
-    recipes: dict[str, dict | Literal["projector"]] = Field(min_length=1)
+    recipes: dict[str, dict] = Field(min_length=1)  # name -> recipe fields (plus `template`)
     seeds: list[int] = Field([0], min_length=1)  # each row trains once per seed: mean ± std
     lr_cv_folds: int = Field(5, ge=2)  # logistic-probe ceiling: C chosen by CV on train
 
@@ -169,19 +168,18 @@ class PaperTableParams(Section):
         from tinyemo.projector.texts import TEMPLATES
 
         for name, fields in value.items():
-            if isinstance(fields, dict):
-                fields = dict(fields)
-                template = fields.pop("template", "bare")
-                names = [template] if isinstance(template, str) else template
-                unknown = [t for t in names if t not in TEMPLATES]
-                if unknown or not names:
-                    raise ValueError(f"recipe {name!r}: unknown template(s) {unknown or names}; "
-                                     f"valid: {', '.join(TEMPLATES)}")
-                try:
-                    Recipe(**fields)
-                except ValidationError as err:
-                    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-                    raise ValueError(f"recipe {name!r}: {problems}") from None
+            fields = dict(fields)
+            template = fields.pop("template", "bare")
+            names = [template] if isinstance(template, str) else template
+            unknown = [t for t in names if t not in TEMPLATES]
+            if unknown or not names:
+                raise ValueError(f"recipe {name!r}: unknown template(s) {unknown or names}; "
+                                 f"valid: {', '.join(TEMPLATES)}")
+            try:
+                Recipe(**fields)
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"recipe {name!r}: {problems}") from None
         return value
 
     def groups(self) -> list[list[str]]:

@@ -71,36 +71,19 @@ class RowSpec:
         return self.recipe.synonym_p > 0
 
 
-def resolve_recipes(recipes: dict, projector=None) -> dict[str, tuple[Recipe, str | tuple[str, ...]]]:
-    """name -> (recipe, template); "projector" means the projector section's tuned recipe."""
+def resolve_recipes(recipes: dict) -> dict[str, tuple[Recipe, str | tuple[str, ...]]]:
+    """name -> (recipe, template) from the section's recipe fields (plus `template`)."""
     out = {}
     for name, fields in recipes.items():
-        if fields == "projector":
-            if projector is None:
-                raise ConfigError(f"recipe {name!r} is the projector's tuned recipe, but no projector "
-                                  "section was given; add it to the profile")
-            template = projector.tuned_template
-            out[name] = (projector.tuned_recipe, template if isinstance(template, str) else tuple(template))
-        else:
-            fields = dict(fields)
-            template = fields.pop("template", "bare")
-            out[name] = (Recipe(**fields), template if isinstance(template, str) else tuple(template))
+        fields = dict(fields)
+        template = fields.pop("template", "bare")
+        out[name] = (Recipe(**fields), template if isinstance(template, str) else tuple(template))
     return out
 
 
-def projector_params(params_file: Path | None = None):
-    """The `projector` section of params.yaml (where the tuned recipe and template live)."""
-    from tinyemo import config
-
-    sections = config.load_params(params_file or config.PARAMS_FILE)
-    if "projector" not in sections:
-        raise ConfigError("a paper_table recipe is `projector`, but params.yaml has no projector section")
-    return sections["projector"]
-
-
-def plan_rows(params: PaperTableParams, base_llm: str, projector=None) -> list[RowSpec]:
+def plan_rows(params: PaperTableParams, base_llm: str) -> list[RowSpec]:
     """LLM rows and other-source rows for every recipe, then the random floor (first recipe)."""
-    recipes = resolve_recipes(params.recipes, projector)
+    recipes = resolve_recipes(params.recipes)
     rows = [RowSpec("llm", llm, name, recipe, template)
             for llm in params.llms for name, (recipe, template) in recipes.items()]
     rows += [RowSpec(source, base_llm, name, recipe, template)
@@ -207,10 +190,10 @@ def run_probe(inputs: Inputs, folds: int, seed: int) -> dict:
 
 
 def compute(params: PaperTableParams, *, base_llm: str, seed: int = 0,
-            source: FeatureSource = FeatureSource(), projector=None) -> dict:
+            source: FeatureSource = FeatureSource()) -> dict:
     """Every cell of the table (the stage's metrics): groups x rows x columns, probe, notes."""
     started = time.perf_counter()
-    rows = plan_rows(params, base_llm, projector)
+    rows = plan_rows(params, base_llm)
     tests, splits = load_evaluation(params.eval_datasets, source)
     groups = []
     for group in params.groups():
@@ -344,7 +327,7 @@ def render_markdown(metrics: dict) -> str:
         notes.append(f"The row validation would choose (best mean val top-1 of the training datasets): {chosen}.")
     if any(split != "test" for split in metrics["eval_split"].values()):
         notes.append("A column marked `val split` has no test split here: it is scored on val, "
-                     "on which a recipe tuned elsewhere (the projector stage's) may have been chosen.")
+                     "so it is not held out from the choice of row made on validation.")
     return ("# Table VIII, recomputed\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + ours
             + "\n\nThe paper's published numbers (" + CITATION + "):\n\n"
             + markdown_table(paper_header, paper_rows) + "\n")
