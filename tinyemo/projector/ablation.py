@@ -135,8 +135,7 @@ def read_cell(factor: str, results: Path = paths.stage_results("ablate")) -> dic
 def sample_std(result: dict) -> float:
     """The sample standard deviation (ddof 1) of a mean ± std result over its seeds' runs:
     with 3 seeds the population value (ddof 0) understates the spread by about 18 %."""
-    runs = result["runs"]
-    return float(np.std(runs, ddof=1)) if len(runs) > 1 else 0.0
+    return mean_std(result["runs"])["std"]
 
 
 def within_noise(a: dict, b: dict, n_seeds: int) -> bool | None:

@@ -37,7 +37,9 @@ def vision_tower_of(features: FeatureSet) -> str:
 
 
 def mean_std(values: Sequence[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": [float(v) for v in values]}
+    """Mean and sample standard deviation (ddof 1; 0 for a single run) over seeds' runs."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "runs": [float(v) for v in values]}
 
 
 @dataclass
