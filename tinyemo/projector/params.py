@@ -61,21 +61,6 @@ class AblateParams(Section):
         return value
 
 
-register_section
-from tinyemo.projector.recipe import Candidate, Recipe, check_templates
-from tinyemo.projector.texts import SOURCES, TEMPLATES
-
-Source = Literal["llm", "sentence", "random"]
-Dataset = Literal["emotion6", "emoscenes"]
-
-
-def _check_templates(value: str | list[str]) -> str | list[str]:
-    names = [value] if isinstance(value, str) else value
-    unknown = [name for name in names if name not in TEMPLATES]
-    if unknown or not names:
-        raise ValueError(f"unknown template(s) {unknown or names}; valid: {', '.join(TEMPLATES)}")
-    return value
-
 
 register_section("projector", ProjectorParams)
 register_section("ablate", AblateParams)
