@@ -86,7 +86,7 @@ def main() -> int:
     base = sections["base"]
     torch.set_num_threads(base.threads)
     full = emotion6.read_feature_folder(emotion6.split_folders(emotion6.locate_emotion6())["train"])
-    train, val = emotion6.carve_validation(full, sections["features"].emotion6_val_fraction, base.seed)
+    train, val = emotion6.carve_validation(full, sections["encode"].val_fraction, base.seed)
     print(f"Emotion6 train {len(train)}, validation {len(val)} (carved from train/, seed {base.seed}); "
           f"anchors: {base.llm}; seeds {args.seeds}; {torch.get_num_threads()} threads")
 
