@@ -1,7 +1,7 @@
 """The Metric Projector on real Emotion6 features, measured against its alternatives.
 
 In one run on this machine, on the same carved train/validation split as the pipeline
-(stage `features`: stratified, seeded, `features.emotion6_val_fraction` of train/):
+(stage `encode`: stratified, seeded, `encode.val_fraction` of train/):
 
 - validation top-1 of the tuned recipe, the paper recipe (mean ± std over seeds, anchors
   from the LLM's input-embedding table), logistic regression on L2-normalised features

@@ -142,7 +142,7 @@ class EncodeParams(Section):
     def _patches_of_listed(self) -> "EncodeParams":
         unknown = sorted(set(self.patches) - set(self.datasets))
         if unknown:
-            raise ValueError(f"patches names {unknown}, which are not in datasets ({', '.join(self.datasets)})")
+            raise ValueError(f"patches lists {unknown}, not in datasets ({', '.join(self.datasets)}); add or remove them")
         return self
 
 
