@@ -192,3 +192,25 @@ def test_cli_refuses_a_dataset_not_in_params(in_tmp, capsys):
     config.write_params("smoke", profiles_dir=REPO / "profiles")
     assert main(["encode", "webemo"]) == 2
     assert "'webemo' is not in params.yaml encode.datasets (emoscenes, emotion6)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"patches": ["webemo"]}, r"patches lists \['webemo'\], not in datasets \(emoscenes, emotion6\)"),
+    ({"datasets": {"fi": {"root": "/mnt/fi"}}, "patches": []}, "paths inside the repository"),
+    ({"dtype": "fp8"}, r"encode.dtype: Input should be 'fp32', 'fp16' or 'bf16'"),
+    ({"device": "gpu"}, "device must be auto, cpu, cuda, cuda:N or mps"),
+    ({"datasets": {}, "patches": []}, "at least one dataset"),
+])
+def test_bad_encode_params_are_named(change, message):
+    tree = config.render_profile("default", REPO / "profiles")
+    tree["encode"].update(change)
+    with pytest.raises(config.ConfigError, match=message):
+        config.validate(tree)
+
+
+def test_the_paper_profile_encodes_the_eight_datasets_with_clip_in_fp16():
+    encode = config.render_profile("paper", REPO / "profiles")["encode"]
+    expected = {"emotion6", "emotionroi", "emoset", "webemo", "fi", "artphoto", "abstract", "unbiasedemo"}
+    assert {name: d["root"] for name, d in encode["datasets"].items() if name in expected} == {
+        name: f"data/raw/{name}" for name in expected}
+    assert (encode["dtype"], encode["num_workers"], encode["shard_size"]) == ("fp16", 8, 10_000)
