@@ -49,6 +49,13 @@ def encoder(tower, records, folder, **changes) -> SplitEncoder:
     return SplitEncoder(tower, records, LABELS, folder, settings(**changes), {"dataset": "toy", "split": "train"})
 
 
+def interrupt_after(n_shards: int):
+    def on_shard(k: int) -> None:
+        if k == n_shards:
+            raise KeyboardInterrupt(f"killed after shard {k}")
+    return on_shard
+
+
 def test_more_images_than_a_shard_holds_with_one_shard_buffered(tower, tmp_path):
     records = make_images(tmp_path / "images", 50)
     run = encoder(tower, records, tmp_path / "out")
@@ -68,10 +75,8 @@ def test_more_images_than_a_shard_holds_with_one_shard_buffered(tower, tmp_path)
 
 def test_interrupted_run_resumes_with_the_same_result(tower, tmp_path):
     records = make_images(tmp_path / "images", 30)
-    first = encoder(tower, records, tmp_path / "out")
-    first.stop_after_shards = 2
     with pytest.raises(KeyboardInterrupt):
-        first.run()
+        encoder(tower, records, tmp_path / "out").run(on_shard=interrupt_after(2))
     folder = tmp_path / "out"
     assert sorted(p.name for p in folder.glob("shard-*.json")) == ["shard-00000.json", "shard-00001.json"]
     with pytest.raises(FeatureError, match="no manifest.json"):
@@ -88,10 +93,8 @@ def test_interrupted_run_resumes_with_the_same_result(tower, tmp_path):
 
 def test_a_changed_dataset_does_not_resume_an_old_run(tower, tmp_path):
     records = make_images(tmp_path / "images", 20)
-    first = encoder(tower, records, tmp_path / "out")
-    first.stop_after_shards = 1
     with pytest.raises(KeyboardInterrupt):
-        first.run()
+        encoder(tower, records, tmp_path / "out").run(on_shard=interrupt_after(1))
     relabelled = [Record(r.id, r.path, "fear" if i == 0 else r.label, r.split) for i, r in enumerate(records)]
     result = encoder(tower, relabelled, tmp_path / "out").run()
     assert result["resumed_shards"] == 0 and result["encoded_now"] == 20
@@ -214,3 +217,29 @@ def test_the_paper_profile_encodes_the_eight_datasets_with_clip_in_fp16():
     assert {name: d["root"] for name, d in encode["datasets"].items() if name in expected} == {
         name: f"data/raw/{name}" for name in expected}
     assert (encode["dtype"], encode["num_workers"], encode["shard_size"]) == ("fp16", 8, 10_000)
+
+
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from tests.test_encode import encoder, make_images
+from tinyemo.vision import load_vision_tower
+
+torch.set_num_threads(1)
+records = make_images(Path(sys.argv[1]) / "images", 30)
+kill = lambda k: os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: a real kill
+encoder(load_vision_tower("tiny-random-cnn"), records, Path(sys.argv[1]) / "out").run(on_shard=kill)
+"""
+
+
+def test_a_killed_process_resumes_from_its_complete_shard(tower, tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=REPO, capture_output=True)
+    assert done.returncode == -9
+    assert [p.name for p in (tmp_path / "out").glob("shard-*.json")] == ["shard-00000.json"]
+    records = make_images(tmp_path / "images", 30)
+    result = encoder(tower, records, tmp_path / "out").run()
+    assert result["resumed_shards"] == 1 and result["encoded_now"] == 30 - 8 and result["n"] == 30

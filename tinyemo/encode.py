@@ -98,14 +98,16 @@ class SplitEncoder:
         self.label_names, self.meta = tuple(label_names), meta
         self.writer = ShardWriter(folder, fingerprint(records, tower.spec.name, label_names, settings))
         self.buffered_peak = 0  # the most rows ever held at once (the memory bound's witness)
-        self.stop_after_shards: int | None = None  # tests: simulate an interruption
 
     def shard_ranges(self) -> list[range]:
         size, n = self.settings.shard_size, len(self.records)
         return [range(start, min(start + size, n)) for start in range(0, max(n, 1), size)]
 
-    def run(self) -> dict:
-        """Encode what is missing; write the manifest; return counts and throughput."""
+    def run(self, on_shard=None) -> dict:
+        """Encode what is missing; write the manifest; return counts and throughput.
+
+        `on_shard(k)` is called after the k-th shard of this run is written (k from 1).
+        """
         ranges = self.shard_ranges()
         done = self.writer.completed()
         self.writer.reset(keep={i: info for i, info in done.items() if i < len(ranges)})
@@ -113,8 +115,8 @@ class SplitEncoder:
         started, encoded = time.perf_counter(), 0
         for written, shard in enumerate(self._encode(ranges, todo)):
             encoded += shard
-            if self.stop_after_shards is not None and written + 1 >= self.stop_after_shards:
-                raise KeyboardInterrupt(f"stopped after {written + 1} shard(s)")
+            if on_shard is not None:
+                on_shard(written + 1)
         seconds = time.perf_counter() - started
         manifest = self.writer.finish(self.meta)
         return {"n": manifest["n"], "skipped": manifest["skipped"], "encoded_now": encoded,
