@@ -66,6 +66,12 @@ class ImageFiles(torch.utils.data.Dataset):
         return index, self.preprocess([rgb])[0], ""
 
 
+def channels_last(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels in NHWC memory order (what a batched `to_pixels` gives): CPU convolutions run up to
+    twice as fast on it than on NCHW."""
+    return pixels.contiguous(memory_format=torch.channels_last)
+
+
 def collate(items):
     indices = [i for i, pixels, _ in items if pixels is not None]
     pixels = torch.stack([p for _, p, _ in items if p is not None]) if indices else None
@@ -152,7 +158,7 @@ class SplitEncoder:
                 pooled = patches = None
                 if pixels is not None:
                     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                        pooled, patches = tower(pixels.to(device, non_blocking=True))
+                        pooled, patches = tower(channels_last(pixels).to(device, non_blocking=True))
                     pooled = pooled.to("cpu", dtype)
                     patches = patches.to("cpu", torch.float16) if self.settings.patches else None
                 events = [(i, k, None) for k, i in enumerate(rows)] + [(i, None, why) for i, why in skipped]
