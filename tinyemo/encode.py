@@ -68,7 +68,7 @@ class ImageFiles(torch.utils.data.Dataset):
 
 def channels_last(pixels: torch.Tensor) -> torch.Tensor:
     """Pixels in NHWC memory order (what a batched `to_pixels` gives): CPU convolutions run up to
-    twice as fast on it than on NCHW."""
+    twice as fast on it as on NCHW."""
     return pixels.contiguous(memory_format=torch.channels_last)
 
 
