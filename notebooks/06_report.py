@@ -15,9 +15,10 @@
 #
 # Every stage of the pipeline wrote its metrics, tables, figures and a `provenance.json`
 # (parameters, code revision, package versions, hardware, wall time) into `results/<stage>/`.
-# This last stage gathers them into `reports/`, the folder a reviewer opens first, and
-# refreshes the results section of the repository's README, so that every number shown
-# there was produced by the pipeline on the machine that ran it.
+# This last stage gathers them into `reports/`, the folder a reviewer opens first:
+# `reports/README.md` (everything) and `reports/headlines.md` (the tables the repository's
+# README links to). Both are committed, so a clone shows the results of the last run
+# before anything has been run.
 
 # %% tags=["parameters"]
 profile = "default"

@@ -7,7 +7,7 @@ from tinyemo.projector.anchors import (
     KNOWN_LABELS, SYNONYMS, TEMPLATES, AnchorError, AnchorSet, build_anchor_set,
     embedding_table_encoder, random_encoder, template_texts, text_encoder,
 )
-from tinyemo.taxonomy import EKMAN6, MIKELS8, UNBIASED6
+from tinyemo.taxonomy import EKMAN6, MIKELS8, PARROTT25, UNBIASED6
 
 WEIGHT = torch.randn(20, 8, generator=torch.Generator().manual_seed(0))
 
@@ -61,9 +61,11 @@ def test_templates_and_ensembles():
 
 
 def test_every_taxonomy_label_has_three_distinct_synonyms():
-    assert set(EKMAN6) | set(MIKELS8) | set(UNBIASED6) == set(KNOWN_LABELS) == set(SYNONYMS)
+    assert set(EKMAN6) | set(MIKELS8) | set(UNBIASED6) | set(PARROTT25) == set(KNOWN_LABELS) == set(SYNONYMS)
     for label, words in SYNONYMS.items():
         assert len(set(words)) == 3 and label not in words
+    words = [word for triple in SYNONYMS.values() for word in triple]
+    assert len(words) == len(set(words))  # no word is the synonym of two labels
 
 
 def test_synonyms_swap_only_in_training_targets():

@@ -24,7 +24,7 @@ def test_flatten_keeps_scalars_only():
     assert flat == {"a.b": 1.5, "d": "x", "e": None}
 
 
-def test_build_collects_stages_and_rewrites_only_the_marked_readme_section(in_tmp):
+def test_build_writes_the_index_and_headlines_into_reports_only(in_tmp):
     write_stage(in_tmp, "assets", {"sanity": {"top1_is_cat": True}}, 12.0)
     write_stage(in_tmp, "synthesize", {"n_images": 100, "note": "two\nlines | here"}, 30.5)
     (in_tmp / "results/synthesize/cell").mkdir()
@@ -32,11 +32,11 @@ def test_build_collects_stages_and_rewrites_only_the_marked_readme_section(in_tm
         (in_tmp / "results/synthesize/provenance.json").read_text().replace('"synthesize"', '"synthesize@cell"')
     )
     readme = in_tmp / "README.md"
-    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\noutro\n")
-    summary = report.build("smoke", {"synthesize": ["n_images", "note", "missing.key"]}, out=in_tmp / "reports", readme=readme)
-    assert summary == {"stages_reported": ["assets", "synthesize"], "readme_updated": True}
-    text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    readme.write_text("the project's own README\n")
+    summary = report.build("smoke", {"synthesize": ["n_images", "note", "missing.key"]}, out=in_tmp / "reports")
+    assert summary == {"stages_reported": ["assets", "synthesize"]}
+    assert readme.read_text() == "the project's own README\n"
+    text = (in_tmp / "reports/headlines.md").read_text()
     assert "| synthesize | 30.5 |" in text and "| synthesize@cell | 30.5 |" in text
     assert "Profile `smoke`, measured on Test CPU" in text
     assert "| **total** | 73.0 |" in text
@@ -45,13 +45,6 @@ def test_build_collects_stages_and_rewrites_only_the_marked_readme_section(in_tm
     assert (in_tmp / "reports/assets/figures/plot.png").exists()
     index = (in_tmp / "reports/README.md").read_text()
     assert "sanity.top1_is_cat" in index and "Test CPU" in index
-
-
-def test_readme_without_markers_is_left_alone(in_tmp):
-    readme = in_tmp / "README.md"
-    readme.write_text("no markers here\n")
-    assert report.update_readme("section", readme) is False
-    assert readme.read_text() == "no markers here\n"
 
 
 def test_the_report_leaves_itself_out_and_names_every_code_revision_the_stages_ran_at(in_tmp):

@@ -8,6 +8,9 @@ def test_taxonomies_have_the_papers_sizes_and_no_duplicates():
     assert len(tx.EKMAN6) == 6 and len(set(tx.EKMAN6)) == 6
     assert len(tx.UNBIASED6) == 6 and len(set(tx.UNBIASED6)) == 6
     assert tx.taxonomy("mikels8") is tx.MIKELS8
+    assert len(tx.PARROTT25) == 25 and list(tx.PARROTT25) == sorted(set(tx.PARROTT25))
+    assert tx.taxonomy("parrott25") is tx.PARROTT25
+    assert {"cheerfulness", "irritability"} <= set(tx.PARROTT25)  # correct spellings, not WEBEmo's
 
 
 def test_mapping_covers_mikels_and_lands_in_ekman():

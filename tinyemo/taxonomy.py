@@ -3,6 +3,8 @@
 - Mikels-8 (EmoSet, FI, ArtPhoto, Abstract, and our synthetic EmoScenes).
 - Ekman-6 (Emotion6, EmotionROI).
 - UnbiasedEmo-6.
+- Parrott-25 (WEBEmo's 25 fine emotions, from Parrott's tree of emotions; spelled correctly here,
+  WEBEmo's folders spell two of them `cheerfullness` and `irritabilty`).
 
 Label order inside each tuple is alphabetical and fixed: label ids everywhere in the project
 are positions in these tuples, so loaders never disagree on what id 3 means.
@@ -14,6 +16,12 @@ MIKELS8: tuple[str, ...] = (
 )
 EKMAN6: tuple[str, ...] = ("anger", "disgust", "fear", "joy", "sadness", "surprise")
 UNBIASED6: tuple[str, ...] = ("anger", "fear", "joy", "love", "sadness", "surprise")
+PARROTT25: tuple[str, ...] = (
+    "affection", "cheerfulness", "confusion", "contentment", "disappointment", "disgust",
+    "enthrallment", "envy", "exasperation", "gratitude", "horror", "irritability", "lust",
+    "neglect", "nervousness", "optimism", "pride", "rage", "relief", "sadness", "shame",
+    "suffering", "surprise", "sympathy", "zest",
+)
 
 # Mikels-8 -> Ekman-6. The four negative Mikels emotions exist in Ekman's set under the same
 # name. The three positive, low-surprise emotions (amusement, contentment, excitement) are all
@@ -37,6 +45,7 @@ TAXONOMIES: dict[str, tuple[str, ...]] = {
     "mikels8": MIKELS8,
     "ekman6": EKMAN6,
     "unbiased6": UNBIASED6,
+    "parrott25": PARROTT25,
 }
 
 
@@ -45,7 +54,7 @@ class UnknownTaxonomyError(ValueError):
 
 
 def taxonomy(name: str) -> tuple[str, ...]:
-    """The label names of a taxonomy, looked up by exact name (`mikels8`, `ekman6`, `unbiased6`)."""
+    """The label names of a taxonomy, looked up by exact name (a key of TAXONOMIES)."""
     try:
         return TAXONOMIES[name]
     except KeyError:

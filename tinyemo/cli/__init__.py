@@ -5,7 +5,8 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("profile", "stage", "fetch_emotion6", "encode", "explain", "classify", "evaluate", "ablate_run")
+COMMAND_MODULES = ("profile", "stage", "data", "fetch_emotion6", "encode", "explain", "classify",
+                   "evaluate", "ablate_run")
 
 
 def build_parser() -> argparse.ArgumentParser:
