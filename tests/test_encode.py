@@ -108,7 +108,7 @@ def test_corrupt_and_missing_images_are_skipped_and_counted(tower, tmp_path):
     records[4].path.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     records[9].path.unlink()
     result = encoder(tower, records, tmp_path / "out").run()
-    assert result["n"] == 10 and result["skipped"] == {"missing": 1, "unreadable": 1}
+    assert result["n"] == 10 and result["skipped"] == {"missing image": 1, "unreadable image": 1}
     features = FeatureSet.load(tmp_path / "out")
     assert "img004" not in features.ids and "img009" not in features.ids and len(features) == 10
 
@@ -118,7 +118,7 @@ def test_a_shard_of_only_unreadable_images_is_counted(tower, tmp_path):
     for record in records[:3]:
         record.path.write_bytes(b"not an image")
     result = encoder(tower, records, tmp_path / "out", shard_size=3).run()
-    assert result["n"] == 3 and result["skipped"] == {"unreadable": 3}
+    assert result["n"] == 3 and result["skipped"] == {"unreadable image": 3}
     assert FeatureSet.load(tmp_path / "out").ids == ["img003", "img004", "img005"]
 
 
@@ -185,7 +185,7 @@ def test_precomputed_emotion6_is_stored_as_fp16_shards_with_a_carved_val(in_tmp)
 
 def test_missing_root_names_the_fix(in_tmp):
     params = sections("data/raw/nowhere")
-    with pytest.raises(FileNotFoundError, match="emotion6 root data/raw/nowhere does not exist.*data check"):
+    with pytest.raises(ValueError, match=r"emotion6 root data/raw/nowhere does not exist.*expected layout:\n<root>/images/<emotion>/\*.jpg"):
         encode_configured("emotion6", params["base"], params["encode"])
 
 

@@ -196,16 +196,15 @@ def read_feature_folder(folder: Path, label_names: tuple[str, ...] = EKMAN6) -> 
 
 
 def carve_validation(features: FeatureSet, fraction: float, seed: int) -> tuple[FeatureSet, FeatureSet]:
-    """(train, val): a seeded split stratified by label, `fraction` of rows going to val."""
-    import numpy as np
-    from sklearn.model_selection import train_test_split
+    """(train, val): `fraction` of each label's rows to val, by the datasets' one seeded,
+    stratified split (`tinyemo.datasets.stratified_split`); rows keep their order."""
+    from tinyemo.datasets import stratified_split
 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction}")
-    rows = np.arange(len(features))
-    train, val = train_test_split(rows, test_size=fraction, random_state=seed,
-                                  stratify=features.labels)
-    return features.subset(np.sort(train)), features.subset(np.sort(val))
+    split_of = stratified_split(features.ids, features.labels, {"val": fraction}, seed)
+    rows = {name: [i for i, id_ in enumerate(features.ids) if split_of[id_] == name] for name in ("train", "val")}
+    return features.subset(rows["train"]), features.subset(rows["val"])
 
 
 def precomputed_splits(root: Path, val_fraction: float, seed: int) -> dict[str, FeatureSet]:

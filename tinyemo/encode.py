@@ -23,8 +23,10 @@ from typing import Sequence
 import torch
 from PIL import Image
 
+from tinyemo.datasets import UNREADABLE
 from tinyemo.features import ShardWriter, SPLITS, split_path
 
+MISSING = "missing image"  # a record whose file has gone since the listing
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -60,9 +62,9 @@ class ImageFiles(torch.utils.data.Dataset):
                 image.load()
                 rgb = image.convert("RGB")
         except FileNotFoundError:
-            return index, None, "missing"
+            return index, None, MISSING
         except Exception:  # truncated, not an image, unsupported mode
-            return index, None, "unreadable"
+            return index, None, UNREADABLE
         return index, self.preprocess([rgb])[0], ""
 
 
@@ -221,10 +223,13 @@ def encode_configured(name: str, base, params) -> dict:
 
     from tinyemo import emotion6, paths
 
+    from tinyemo.datasets import dataset
+
     root = Path(params.datasets[name].root)
     if not root.exists():
-        raise FileNotFoundError(f"the {name} root {root} does not exist; put the dataset there (see "
-                                f"`tinyemo data check {name} {root}`) or change encode.datasets in profiles/")
+        fetch = " (`dvc repro fetch-emotion6` puts upstream's features there)" if root == emotion6.FETCHED else ""
+        raise dataset(name).layout_error(f"the {name} root {root} does not exist{fetch}; put the "
+                                         "dataset there or change encode.datasets in profiles/")
     torch.set_num_threads(base.threads)
     started = time.perf_counter()
     out = paths.FEATURES / name
@@ -233,7 +238,6 @@ def encode_configured(name: str, base, params) -> dict:
         tower, source = "clip-vit-l-14 (upstream, precomputed)", emotion6.read_source(root)
         listing_skipped: Counter = Counter()
     else:
-        from tinyemo.datasets import dataset
         from tinyemo.vision import load_vision_tower
 
         spec = dataset(name)
