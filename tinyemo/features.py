@@ -81,6 +81,8 @@ class PatchStore:
     row into memory (for small sets only).
     """
 
+    dtype = torch.float32  # what indexing returns (float16 on disk)
+
     def __init__(self, files: list[Path], counts: list[int], grid: tuple[int, int],
                  rows: np.ndarray | None = None):
         self.files = [Path(f) for f in files]
@@ -100,8 +102,6 @@ class PatchStore:
     @property
     def ndim(self) -> int:
         return 3
-
-    dtype = torch.float32  # what indexing returns
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -142,8 +142,9 @@ class PatchStore:
         return self._read(np.atleast_1d(self._rows_of(index)))
 
     def subset(self, rows) -> "PatchStore":
-        return PatchStore(self.files, self.counts, self.grid, self._rows_of(list(rows) if not
-                          isinstance(rows, (torch.Tensor, np.ndarray)) else rows))
+        if not isinstance(rows, (torch.Tensor, np.ndarray, slice)):
+            rows = list(rows)
+        return PatchStore(self.files, self.counts, self.grid, np.atleast_1d(self._rows_of(rows)))
 
     def float(self) -> torch.Tensor:
         return self._read(self.rows)
