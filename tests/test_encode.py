@@ -173,11 +173,12 @@ def test_precomputed_emotion6_is_stored_as_fp16_shards_with_a_carved_val(in_tmp)
     metrics = encode_configured("emotion6", params["base"], params["encode"])
     assert metrics["n_images"] == 30 and metrics["splits"]["val"]["n"] == 6
     assert metrics["per_class"] == {"anger": 10, "disgust": 0, "fear": 0, "joy": 10, "sadness": 10, "surprise": 0}
-    assert metrics["source"]["n_files"] == 30
+    assert metrics["source"]["n_files"] == 30 and metrics["vision_tower"] == "clip-vit-l-14"
     with safe_open("data/features/emotion6/train/shard-00000.safetensors", framework="pt") as f:
         assert f.get_tensor("pooled").dtype == torch.float16
     expected = emotion6.read_feature_folder(root / "Emotion6" / "images" / "train")
     val = load_features("emotion6", "val")
+    assert val.meta["vision_tower"] == "clip-vit-l-14" and val.meta["split"] == "val"
     rows = [expected.ids.index(i) for i in val.ids]
     assert torch.equal(val.pooled, expected.pooled[rows])  # fp16 on disk loses nothing of fp16 data
     assert sorted(load_features("emotion6", "train").ids + val.ids) == sorted(expected.ids)

@@ -42,6 +42,7 @@ UPSTREAM_URL = f"https://codeload.github.com/{UPSTREAM_REPO}/tar.gz/{UPSTREAM_CO
 UPSTREAM_DIR = "projector_mps/sample_data/Emotion6"  # holds Emotion6/images/<split>/
 IMAGES = Path("Emotion6") / "images"
 USED_SPLITS = ("train", "test")  # upstream's validation/ duplicates test/: never used
+UPSTREAM_TOWER = "clip-vit-l-14"  # the registry name of the tower upstream's features come from
 FETCHED = paths.DATA / "raw" / "emotion6-clip"  # stage `fetch-emotion6` copies the features here
 SOURCE_FILE = "SOURCE.json"  # where the copy came from and the checksum of its files
 
@@ -215,7 +216,8 @@ def precomputed_splits(root: Path, val_fraction: float, seed: int) -> dict[str, 
     if "test" in folders:
         sets["test"] = read_feature_folder(folders["test"])
     for split, features in sets.items():
-        features.meta.update(dataset="emotion6", split=split, vision_tower="clip-vit-l-14 (upstream)")
+        features.meta.update(dataset="emotion6", split=split, vision_tower=UPSTREAM_TOWER,
+                             encoded_by=f"github.com/{UPSTREAM_REPO} (precomputed)")
     return sets
 
 

@@ -235,7 +235,7 @@ def encode_configured(name: str, base, params) -> dict:
     out = paths.FEATURES / name
     if emotion6.is_feature_root(root):
         splits = store_precomputed(name, root, params, base.seed, out)
-        tower, source = "clip-vit-l-14 (upstream, precomputed)", emotion6.read_source(root)
+        tower, source = emotion6.UPSTREAM_TOWER, {"precomputed": True, **emotion6.read_source(root)}
         listing_skipped: Counter = Counter()
     else:
         from tinyemo.vision import load_vision_tower
