@@ -75,3 +75,11 @@ def test_encode_again_resumes_everything(features_stage, tmp_path):
     assert run["encoded_now"] == 0 and run["images_per_second"] is None
     assert run["n_images"] == encode_metrics(root, "emoscenes")["n_images"]
     assert all(s["resumed_shards"] >= 1 for s in run["splits"].values())
+
+
+def test_the_summary_without_encoded_features_says_what_to_run(tmp_path):
+    from tinyemo import featurize
+    from tinyemo.features import FeatureError
+
+    with pytest.raises(FeatureError, match="holds no encoded dataset; run `dvc repro encode`"):
+        featurize.load_all(tmp_path)

@@ -10,13 +10,16 @@ from collections import Counter
 from pathlib import Path
 
 from tinyemo import paths
-from tinyemo.features import FeatureSet, available_splits, encoded_datasets, load_features
+from tinyemo.features import FeatureError, FeatureSet, available_splits, encoded_datasets, load_features
 
 
 def load_all(root: Path = paths.FEATURES) -> dict[str, dict[str, FeatureSet]]:
     """{dataset: {split: features}} of every dataset `encode` has written."""
+    names = encoded_datasets(root)
+    if not names:
+        raise FeatureError(f"{root} holds no encoded dataset; run `dvc repro encode` first")
     return {name: {split: load_features(name, split, root) for split in available_splits(name, root)}
-            for name in encoded_datasets(root)}
+            for name in names}
 
 
 def encode_metrics(dataset: str, results: Path = paths.RESULTS) -> dict:
