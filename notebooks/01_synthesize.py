@@ -51,6 +51,7 @@ from tinyemo import paths
 from tinyemo.scenes import catalogue, figures, records, rules, stats
 from tinyemo.scenes.bias import check_biases
 from tinyemo.scenes.dataset import synthesize
+from tinyemo.scenes.llm_teacher import make_teacher
 from tinyemo.scenes.sampling import sample_scene
 from tinyemo.taxonomy import MIKELS_TO_EKMAN
 
@@ -143,14 +144,15 @@ pd.Series(MIKELS_TO_EKMAN, name="Ekman-6").rename_axis("Mikels-8").to_frame()
 
 # %%
 started = time.perf_counter()
+writer = make_teacher(teacher, seed, trust_remote_code=trust_remote_code)
 scene_records, report = synthesize(
     n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size,
-    label_noise=label_noise, planted_biases=planted_biases, teacher=teacher, seed=seed,
-    trust_remote_code=trust_remote_code,
+    label_noise=label_noise, planted_biases=planted_biases, teacher=writer, seed=seed,
 )
 synthesize_seconds = time.perf_counter() - started
 print(f"{report.n_images} images in {synthesize_seconds:.1f} s "
       f"({report.images_per_second:.0f} images/s rendered and saved)")
+print(writer.summary())
 
 # %% [markdown]
 # ## What was generated, measured
@@ -170,6 +172,7 @@ metrics.update({
     "render_images_per_second": report.images_per_second,
     "image_size": image_size,
     "teacher": teacher,
+    **writer.report(),
 })
 (results / "metrics.json").write_text(json.dumps(metrics, indent=2))
 {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}

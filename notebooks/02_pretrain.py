@@ -57,6 +57,12 @@ checkpoint_every = 25
 system_prompt = ""
 connector = "mlp2x_gelu"
 n_val_records = 32
+gradient_accumulation_steps = 1
+mixed_precision = "no"
+gradient_checkpointing = False
+num_processes = 1
+accelerate_config = None
+num_workers = 0
 
 # %%
 import json

@@ -80,6 +80,12 @@ eval_batch_size = 12
 max_new_tokens = 112
 repetition_penalty = 1.2
 n_figure_images = 4
+gradient_accumulation_steps = 1
+mixed_precision = "no"
+gradient_checkpointing = False
+num_processes = 1
+accelerate_config = None
+num_workers = 0
 
 # %%
 import json

@@ -112,3 +112,17 @@ def test_null_predictors_demand_more_than_any_direction():
     assert (strict.p >= strict.p_null).all()
     with pytest.raises(assoc.AssociationError, match="100 null predictors are too few"):
         assoc.associate(x, true, pred, names, EMOTIONS, n_permutations=2000, null=null[:, :100])
+
+
+def test_corrections_match_textbook_values():
+    # five p-values 0.01 ... 0.05: BH adjusts every one to 0.05 (m p_(i) / i = 0.05 for all
+    # i); Holm multiplies by 5, 4, 3, 2, 1 (0.05, 0.08, 0.09, 0.08, 0.05) and keeps the
+    # running maximum
+    p = np.array([0.01, 0.02, 0.03, 0.04, 0.05])
+    assert assoc.adjust_pvalues(p, "bh") == pytest.approx([0.05] * 5)
+    assert assoc.adjust_pvalues(p, "holm") == pytest.approx([0.05, 0.08, 0.09, 0.09, 0.09])
+    # shape kept, order kept, capped at 1
+    grid = np.array([[0.04, 0.001], [0.5, 0.03]])
+    assert assoc.adjust_pvalues(grid, "bh") == pytest.approx(np.array([[0.04 * 4 / 3, 0.004], [0.5, 0.04 * 4 / 3]]))
+    assert assoc.adjust_pvalues(grid, "holm") == pytest.approx(np.array([[0.09, 0.004], [0.5, 0.09]]))
+    assert assoc.adjust_pvalues(np.empty((0, 3)), "bh").shape == (0, 3)

@@ -69,3 +69,31 @@ def test_cli_profile_writes_params(in_tmp):
     with pytest.raises(SystemExit) as exit_:
         main(["profile", "nope"])
     assert exit_.value.code == 2
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("synthesize", "n_train", "1600"),  # a quoted number
+    ("base", "threads", True),  # YAML `threads: yes`
+    ("finetune", "lr", "1e-3"),  # PyYAML reads 1e-3 (no dot) as a string
+])
+def test_a_value_of_the_wrong_type_is_refused_not_cast(section, key, value):
+    tree = config.render_profile("default")
+    tree[section][key] = value
+    with pytest.raises(config.ConfigError, match=f"{section}.{key}: .*write a plain number"):
+        config.validate(tree)
+
+
+def test_yaml_floats_with_a_dot_and_ints_for_floats_still_validate(in_tmp):
+    text = "base: {profile: default, vision_tower: tiny-random-cnn, llm: tiny-random-llama, threads: 2}\n" \
+           "synthesize: {n_train: 16, n_val: 8, n_test: 8, label_noise: 0, planted_biases: []}\n" \
+           "finetune: {lr: 1.0e-3}\n"
+    (in_tmp / "params.yaml").write_text(text)
+    sections = config.load_params(in_tmp / "params.yaml")
+    assert sections["finetune"].lr == 0.001 and sections["synthesize"].label_noise == 0.0
+    assert sections["base"].threads == 2 and sections["synthesize"].n_train == 16
+
+
+@pytest.mark.parametrize("profile", config.PROFILE_NAMES)
+def test_every_profile_validates_under_strict_types(profile):
+    tree = config.render_profile(profile)
+    assert set(config.validate(tree)) == set(tree)

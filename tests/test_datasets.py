@@ -204,5 +204,6 @@ def test_cli_errors_exit_2_with_the_message(built, capsys, tmp_path):
     assert "images is missing" in err and "<root>/images/<emotion>/*.jpg" in err
     code, _, err = run(capsys, "data", "check", "Emotion6", str(built["emotion6"][0]))
     assert code == 2 and "valid names: abstract, artphoto, emoscenes" in err
-    code, _, err = run(capsys, "data", "check", "fi", str(built["fi"][0]), "--seed", "-1")
-    assert code == 2 and "non-negative integer" in err
+    with pytest.raises(SystemExit) as refused:
+        main(["data", "check", "fi", str(built["fi"][0]), "--seed", "-1"])
+    assert refused.value.code == 2 and "--seed: must be at least 0, got -1" in capsys.readouterr().err

@@ -2,7 +2,7 @@ import io
 import os
 import tarfile
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import torch
@@ -141,6 +141,45 @@ def test_download_extracts_only_train_and_test_once(tmp_path, monkeypatch):
     assert set(emotion6.split_folders(root)) == {"train", "test"}
     assert emotion6.locate_emotion6() == root and len(calls) == 1
     assert [p.name for p in root.parent.iterdir()] == [root.name]  # no temporary leftovers
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+def test_only_regular_feature_files_below_the_data_dir_are_extracted():
+    images = f"TinyEmo-{emotion6.UPSTREAM_COMMIT}/{emotion6.UPSTREAM_DIR}/Emotion6/images"
+    assert emotion6._wanted(member(f"{images}/train/joy/1.pt")) == PurePosixPath("Emotion6/images/train/joy/1.pt")
+    refused = [
+        member(f"{images}/train/../../../../../../etc/evil.pt"),  # climbs out of the target
+        member(f"{images}/train/joy/../../../../x.pt"),
+        member(f"{images}/train/joy/link.pt", tarfile.SYMTYPE, "/etc/passwd"),  # a link
+        member(f"{images}/train/joy/hard.pt", tarfile.LNKTYPE, "x"),
+        member(f"{images}/train/joy", tarfile.DIRTYPE),
+        member(f"{images}/validation/joy/1.pt"),  # a split never used
+        member("TinyEmo-x/elsewhere/Emotion6/images/train/joy/1.pt"),  # outside the data dir
+        member(f"/{images}/train/joy/1.pt"),  # an absolute path
+    ]
+    for info in refused:
+        assert emotion6._wanted(info) is None, info.name
+
+
+def test_a_tarball_with_a_climbing_member_writes_nothing_outside_the_cache(tmp_path, monkeypatch):
+    images = f"TinyEmo-{emotion6.UPSTREAM_COMMIT}/{emotion6.UPSTREAM_DIR}/Emotion6/images"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name in (f"{images}/train/joy/1.pt", f"{images}/train/../../../../../../../escaped.pt"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+    monkeypatch.delenv(emotion6.ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(emotion6, "open_url", lambda url: io.BytesIO(buffer.getvalue()))
+    root = emotion6.locate_emotion6()
+    everything = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert everything == [(root / "Emotion6/images/train/joy/1.pt").relative_to(tmp_path).as_posix()]
 
 
 def test_fetch_copies_the_features_with_a_checksum_of_the_files(tmp_path, monkeypatch):

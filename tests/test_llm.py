@@ -112,10 +112,47 @@ def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
     tokenizer = llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)
-    assert asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True})]
+    assert asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True, "revision": None})]
     assert tokenizer.pad_token == tokenizer.eos_token
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "joy"}],
         tokenize=False,
     )
     assert prompt == "USER: hi ASSISTANT: joy<|im_end|>"
+
+
+def test_hub_models_load_at_the_pinned_revision(monkeypatch):
+    import dataclasses
+
+    import transformers
+
+    spec = registry.llm_spec("tinyllama-1.1b-chat")
+    pinned = dataclasses.replace(spec)
+    object.__setattr__(pinned, "revision", "0123abcd")  # a pin, with or without the field
+    revision = "0123abcd"
+    monkeypatch.setattr(registry, "llm_spec", lambda name: pinned)
+    asked = {}
+
+    def model_from_pretrained(name, **kwargs):
+        asked["model"] = (name, kwargs.get("revision"))
+        return torch.nn.Linear(1, 1)
+
+    def tokenizer_from_pretrained(name, **kwargs):
+        asked["tokenizer"] = (name, kwargs.get("revision"))
+        return llm.tiny_tokenizer()
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model_from_pretrained)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_from_pretrained)
+    llm.load_llm("tinyllama-1.1b-chat")
+    assert asked == {"model": (spec.source, revision), "tokenizer": (spec.source, revision)}
+
+
+def test_a_gated_tokenizer_says_how_to_log_in(monkeypatch):
+    import transformers
+
+    def refuse(name, **kwargs):
+        raise OSError(f"You are trying to access a gated repo. {name}")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
+    with pytest.raises(llm.ModelNotPreparedError, match="huggingface-cli login"):
+        llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)

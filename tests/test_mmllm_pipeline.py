@@ -32,15 +32,22 @@ def test_finetune_stage_writes_the_evaluation(smoke):
     assert metrics["steps"] == 5 and metrics["eval_images"] == 6 and metrics["base_eval_images"] == 3
     probe = [metrics[f"vision_probe_{k}"] for k in ("key_object_recall", "false_object_rate")]
     assert all(0.0 <= value <= 1.0 for value in probe), probe
-    for prefix in ("", "base_llm_"):
-        for key in ("reasoning_names_correct_emotion", "key_object_recall", "hallucination_rate",
-                    "rouge_l", "generative_label_accuracy"):
-            value = metrics[prefix + key]
-            assert value != value or 0.0 <= value <= 1.0, (prefix + key, value)  # NaN: no key objects
-    assert 0.0 <= metrics["detached_label_accuracy"] <= 1.0
     assert (root / "results/finetune/figures/reasonings.png").stat().st_size > 10_000
     rows = [json.loads(line) for line in (root / "results/finetune/samples.jsonl").open()]
-    assert len(rows) == 6 and all("reasoning" in row for row in rows)
+    assert len(rows) == 6 and all(isinstance(row["reasoning"], str) for row in rows)
+    # the accuracies, recomputed here from the per-image outputs and from the saved projector
+    generative = sum(row["generative_label"] == row["label"] for row in rows) / len(rows)
+    assert metrics["generative_label_accuracy"] == pytest.approx(generative, abs=1e-4)
+    from tinyemo.features import load_features
+    from tinyemo.projector.artifact import load_projector
+
+    with working_directory(root):
+        test = load_features("emoscenes", "test")
+    projector = load_projector(root / "models/projector/emoscenes")
+    index = {image_id: i for i, image_id in enumerate(test.ids)}
+    predicted, _ = projector.predict(test.pooled[[index[row["id"]] for row in rows]])
+    detached = sum(projector.label_names[int(p)] == row["label"] for p, row in zip(predicted, rows)) / len(rows)
+    assert metrics["detached_label_accuracy"] == pytest.approx(detached, abs=1e-4)
     assert not (root / "models/mmllm/checkpoints/finetune").exists()
 
 
@@ -68,7 +75,14 @@ def test_explain_streams_a_reasoning_and_rejects_bad_images(smoke, capsys, tmp_p
         assert main(["explain", str(images[0]), "--json", "--max-new-tokens", "8"]) == 0
         record = json.loads(capsys.readouterr().out)[0]
         assert record["label"] == record["options"][0]["label"] and len(record["options"]) == 3
-        assert isinstance(record["reasoning"], str)
+        # the projector's verdict is the one `tinyemo classify` gives for the same image
+        assert main(["classify", str(images[0]), "--json"]) == 0
+        classified = json.loads(capsys.readouterr().out)["results"][0]
+        assert [o["label"] for o in record["options"]] == [t["label"] for t in classified["top"]]
+        assert record["score"] == pytest.approx(classified["top"][0]["score"], abs=1e-3)
+        # greedy decoding: the streamed reasoning is the JSON one
+        streamed = out.split(f"{images[1]}: ")[0].split("\n", 1)[1]
+        assert streamed.strip() == record["reasoning"].strip()
         bad = tmp_path / "broken.png"
         bad.write_text("not an image")
         assert main(["explain", str(bad)]) == 2

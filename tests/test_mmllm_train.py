@@ -1,10 +1,12 @@
-"""The training loop: what trains in each stage, checkpoints and resuming."""
+"""The training loop: what trains in each stage, checkpoints and resuming, devices,
+accumulation, checkpointing and reproducibility."""
 import pytest
 import torch
 
-from tests.mmllm_helpers import examples_and_patches, tiny_mmllm
-from tinyemo.mmllm import artifact, checkpoint
-from tinyemo.mmllm.train import TrainConfig, train, write_loss_log
+from tests.mmllm_helpers import examples_and_patches, records, tiny_mmllm
+from tinyemo.mmllm import artifact, checkpoint, infer
+from tinyemo.mmllm.data import build_examples, summarise
+from tinyemo.mmllm.train import TrainConfig, fingerprint, train, warmup_steps, write_loss_log
 
 
 def snapshot(model):
@@ -85,7 +87,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert resumed.resumed_from == 2 and resumed.steps == full.steps == 6
     assert [row["step"] for row in resumed.log] == list(range(1, 7))
     for name, value in snapshot(model).items():
-        assert torch.allclose(value, reference[name], atol=1e-6), name
+        assert torch.equal(value, reference[name]), name
 
 
 def test_checkpoints_of_another_run_are_not_resumed(tmp_path):
@@ -95,8 +97,8 @@ def test_checkpoints_of_another_run_are_not_resumed(tmp_path):
     train(model, examples, patches, tokenizer.pad_token_id,
           TrainConfig(epochs=1, batch_size=4, lr=1e-2, checkpoint_every=1), tmp_path)
     other = TrainConfig(epochs=1, batch_size=4, lr=5e-3, checkpoint_every=1)
-    from tinyemo.mmllm.train import fingerprint
-    assert checkpoint.latest(tmp_path, fingerprint(other, len(examples), model)) is None
+    _, digest = summarise(examples, patches)
+    assert checkpoint.latest(tmp_path, fingerprint(other, digest, model)) is None
     result = train(model, examples, patches, tokenizer.pad_token_id, other, tmp_path)
     assert result.resumed_from == 0
 
@@ -117,3 +119,215 @@ def test_epoch_batches_cover_every_record_once_with_less_padding():
     assert padded(grouped) < 0.9 * padded(plain)
     assert grouped == epoch_batches(lengths, 8, seed=1, epoch=0, window=8)
     assert grouped != epoch_batches(lengths, 8, seed=1, epoch=1, window=8)
+
+
+def test_a_changed_dataset_of_the_same_size_does_not_resume(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=4, lr=1e-2, checkpoint_every=1)
+    model, tokenizer = tiny_mmllm()
+    artifact.set_trainable(model, "connector")
+    examples, patches = examples_and_patches(tokenizer)
+    train(model, examples, patches, tokenizer.pad_token_id, config, tmp_path)
+    changed_records = records(8)
+    changed_records[3]["conversations"][1]["value"] = "A different answer."
+    other = build_examples(changed_records, tokenizer, [f"{i:03d}" for i in range(8)], 4)
+    assert len(other) == len(examples)
+    assert train(model, other, patches, tokenizer.pad_token_id, config, tmp_path).resumed_from == 0
+    assert train(model, examples, patches * 2, tokenizer.pad_token_id, config,
+                 tmp_path).resumed_from == 0
+    assert train(model, examples, patches * 2, tokenizer.pad_token_id, config,
+                 tmp_path).resumed_from == 2
+
+
+def test_warm_up_has_at_least_one_step():
+    assert warmup_steps(TrainConfig(warmup_ratio=0.03), 12) == 1
+    assert warmup_steps(TrainConfig(warmup_ratio=0.1), 100) == 10
+    assert warmup_steps(TrainConfig(warmup_ratio=0.0), 100) == 0
+    model, tokenizer = tiny_mmllm()
+    artifact.set_trainable(model, "connector")
+    examples, patches = examples_and_patches(tokenizer)
+    result = train(model, examples, patches, tokenizer.pad_token_id,
+                   TrainConfig(epochs=2, batch_size=4, lr=1e-2, warmup_ratio=0.03,
+                               checkpoint_every=0))
+    assert result.log[0]["lr"] == pytest.approx(1e-2)  # the peak right after the warm-up step
+    assert result.log[-1]["lr"] < result.log[1]["lr"]
+
+
+def test_weights_missing_from_a_saved_file_are_refused(tmp_path):
+    model, tokenizer = tiny_mmllm()
+    artifact.set_trainable(model, "connector")
+    config = {"llm": "tiny-random-llama", "vision_tower": "tiny-random-cnn",
+              "connector": "mlp2x_gelu", "n_image_tokens": 4, "lora": None}
+    artifact.save_mmllm(tmp_path, model, config)
+    from safetensors.torch import load_file, save_file
+    weights = load_file(tmp_path / artifact.WEIGHTS_FILE)
+    artifact.load_mmllm(tmp_path)  # complete: loads
+    save_file({k: v for k, v in weights.items() if not k.startswith("connector.0.")},
+              tmp_path / artifact.WEIGHTS_FILE)
+    with pytest.raises(KeyError, match="lacks 2 weight"):
+        artifact.load_mmllm(tmp_path)
+
+
+def _lora_run(examples, patches, tokenizer_pad, **settings):
+    model, _ = tiny_mmllm()
+    torch.manual_seed(5)
+    artifact.add_lora(model, r=4, alpha=8, dropout=0.1, targets="all-linear")
+    artifact.set_trainable(model, "lora")
+    config = TrainConfig(epochs=2, batch_size=4, lr=1e-2, checkpoint_every=0, seed=2,
+                         **settings)
+    result = train(model, examples, patches, tokenizer_pad, config)
+    return snapshot(model), result
+
+
+def test_finetuning_reruns_are_bit_identical():
+    _, tokenizer = tiny_mmllm()
+    examples, patches = examples_and_patches(tokenizer)
+    first, run1 = _lora_run(examples, patches, tokenizer.pad_token_id)
+    second, run2 = _lora_run(examples, patches, tokenizer.pad_token_id)
+    assert run1.log == run2.log
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_gradient_checkpointing_gives_the_same_weights():
+    _, tokenizer = tiny_mmllm()
+    examples, patches = examples_and_patches(tokenizer)
+    plain, _ = _lora_run(examples, patches, tokenizer.pad_token_id)
+    recomputed, _ = _lora_run(examples, patches, tokenizer.pad_token_id,
+                              gradient_checkpointing=True)
+    for name in plain:
+        assert torch.allclose(plain[name], recomputed[name], atol=1e-6), name
+
+
+def test_gradient_accumulation_matches_one_large_batch():
+    """With identical records every micro batch has the mean loss of the whole batch, so
+    4 accumulated micro batches of 2 give the gradient of one batch of 8."""
+    model, tokenizer = tiny_mmllm()
+    same = build_examples([records(1)[0]] * 8, tokenizer, ["000"], 4)
+    patches = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1))
+
+    def run(steps):
+        model, _ = tiny_mmllm()
+        artifact.set_trainable(model, "connector")
+        config = TrainConfig(epochs=3, batch_size=8, lr=1e-2, checkpoint_every=0,
+                             gradient_accumulation_steps=steps)
+        result = train(model, same, patches, tokenizer.pad_token_id, config)
+        return snapshot(model), result
+
+    one, single = run(1)
+    four, accumulated = run(4)
+    assert single.steps == accumulated.steps == 3 and accumulated.samples == 24
+    for name in one:
+        assert torch.allclose(one[name], four[name], atol=1e-6), name
+    with pytest.raises(ValueError, match="multiple of 1 processes x 3 accumulation"):
+        train(model, same, patches, tokenizer.pad_token_id,
+              TrainConfig(batch_size=8, gradient_accumulation_steps=3, checkpoint_every=0))
+
+
+class ReachedLLM(Exception):
+    """Raised by a hook once the LLM is called with every input on the model's device."""
+
+
+def _meta_accelerator():
+    from accelerate import Accelerator
+
+    class MetaAccelerator(Accelerator):
+        """An accelerator whose device is `meta`: a batch left on the CPU fails there as it
+        would on a GPU."""
+
+        @property
+        def device(self):
+            return torch.device("meta")
+
+    return MetaAccelerator(cpu=True)
+
+
+def test_training_and_generation_move_batches_to_the_model_device(monkeypatch):
+    """The model on PyTorch's `meta` device (shapes only): a batch left on the CPU fails at
+    the first operation that mixes it with the model, as on a GPU. The LLM's decoder, whose
+    attention-mask logic reads values, is replaced by a shapes-only stand-in."""
+    from types import SimpleNamespace
+
+    model, tokenizer = tiny_mmllm()
+    artifact.set_trainable(model, "connector")
+    examples, patches = examples_and_patches(tokenizer)
+
+    def shapes_only(inputs_embeds, attention_mask=None, **kwargs):
+        assert inputs_embeds.is_meta and attention_mask.is_meta
+        return SimpleNamespace(last_hidden_state=inputs_embeds * 1.0)
+
+    model.llm.model.forward = shapes_only
+    from torch.fx.experimental import _config  # boolean-mask indexing on meta: all selected
+    monkeypatch.setattr(_config, "meta_nonzero_assume_all_nonzero", True)
+    result = train(model, examples, patches, tokenizer.pad_token_id,
+                   TrainConfig(batch_size=4, max_steps=2, checkpoint_every=0),
+                   accelerator=_meta_accelerator())
+    assert result.steps == 2 and next(model.parameters()).is_meta
+
+    def generate_stand_in(**kwargs):
+        tensors = [v for v in kwargs.values() if torch.is_tensor(v)]
+        assert len(tensors) == 2 and all(t.is_meta for t in tensors), [t.device for t in tensors]
+        raise ReachedLLM
+
+    model.llm.generate = generate_stand_in
+    prompts = [infer.generative_prompt(["joy", "fear"])] * 2
+    with pytest.raises(ReachedLLM):
+        infer.generate(model, tokenizer, prompts, patches[:2], max_new_tokens=2)
+    with pytest.raises(ReachedLLM):
+        list(infer.stream(model, tokenizer, prompts[0], patches[0], max_new_tokens=2))
+
+
+BF16_RUN = """
+import torch
+from tests.mmllm_helpers import examples_and_patches, tiny_mmllm
+from tinyemo.mmllm import artifact
+from tinyemo.mmllm.train import TrainConfig, train
+torch.set_num_threads(1)
+model, tokenizer = tiny_mmllm()
+artifact.set_trainable(model, "connector")
+examples, patches = examples_and_patches(tokenizer)
+result = train(model, examples, patches, tokenizer.pad_token_id,
+               TrainConfig(batch_size=4, lr=1e-2, max_steps=2, checkpoint_every=0,
+                           mixed_precision="bf16", gradient_accumulation_steps=2))
+print(result.log[-1]["loss"], next(model.connector.parameters()).dtype)
+"""
+
+
+def test_bf16_mixed_precision_trains(tmp_path):
+    """In a fresh process (accelerate's precision is fixed per process): the embeddings stay
+    float32 under autocast while the connector's image tokens come out in bf16."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-c", BF16_RUN], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loss, dtype = done.stdout.split()
+    assert 0 < float(loss) < 20 and dtype == "torch.float32"  # master weights stay float32
+
+
+def test_stages_with_several_processes_launch_accelerate(tmp_path):
+    from tinyemo.mmllm.launch import launch_command
+    from tinyemo.mmllm.params import PretrainParams
+
+    ddp = PretrainParams(lr=1e-3, num_processes=2, gradient_accumulation_steps=2)
+    command = launch_command("pretrain", ddp, tmp_path / "out", max_steps=3)
+    assert command[1:3] == ["launch", "--multi_gpu"]
+    assert command[command.index("--num_processes") + 1] == "2"
+    assert command[command.index("-m") + 1:command.index("-m") + 3] == ["tinyemo.mmllm.launch", "pretrain"]
+    assert command[-2:] == ["--max-steps", "3"] and "--gradient_accumulation_steps" not in command
+    zero2 = PretrainParams(lr=1e-3, num_processes=8, gradient_accumulation_steps=4,
+                           mixed_precision="bf16",
+                           accelerate_config="configs/accelerate/deepspeed_zero2.yaml")
+    command = launch_command("finetune", zero2, tmp_path / "out", tmp_path / "pre")
+    assert command[command.index("--config_file") + 1].endswith("deepspeed_zero2.yaml")
+    assert command[command.index("--gradient_accumulation_steps") + 1] == "4"
+    assert command[command.index("--mixed_precision") + 1] == "bf16"
+    assert command[command.index("--pretrained") + 1] == str(tmp_path / "pre")
+    import yaml
+    from pathlib import Path
+    for name in ("single_gpu", "multi_gpu_ddp", "deepspeed_zero2"):
+        config = yaml.safe_load((Path(__file__).parents[1] / f"configs/accelerate/{name}.yaml").read_text())
+        assert config["mixed_precision"] == "bf16" and config["num_machines"] == 1

@@ -30,41 +30,66 @@ def run(capsys, *argv):
     return code, captured.out, captured.err
 
 
+def cosine_scores(directory, rows):
+    """Every label's cosine with the projected rows, computed here from the saved weights."""
+    from torch.nn import functional as F
+
+    from tinyemo.projector.artifact import load_projector
+
+    artifact = load_projector(directory)
+    with torch.no_grad():
+        projected = F.normalize(artifact.model(rows.float()), dim=-1)
+    return projected @ F.normalize(artifact.anchors, dim=-1).T, artifact.label_names
+
+
 def test_classify_a_feature_file_prints_top_k(projector, capsys, in_tmp):
-    _, features, _ = projector
+    directory, features, _ = projector
     torch.save(features[0].half(), in_tmp / "one.pt")
+    expected, names = cosine_scores(directory, features[:1].half())
+    values, ids = expected[0].topk(6)
     code, out, _ = run(capsys, "classify", "one.pt", "--top-k", "2")
     assert code == 0
-    line = out.strip()
-    assert line.startswith("one.pt: ") and sum(name in line for name in EKMAN6) == 2
+    assert out == f"one.pt: {names[ids[0]]} {values[0]:.3f}, {names[ids[1]]} {values[1]:.3f}\n"
     code, out, _ = run(capsys, "classify", "one.pt", "--json", "--top-k", "6")
     result = json.loads(out)["results"][0]
-    assert result["label"] == result["top"][0]["label"] and len(result["top"]) == 6
-    scores = [t["score"] for t in result["top"]]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
+    assert [t["label"] for t in result["top"]] == [names[i] for i in ids]
+    assert [t["score"] for t in result["top"]] == pytest.approx(values.tolist(), abs=1e-4)
+    assert result["label"] == names[ids[0]]
 
 
 def test_classify_an_image_with_the_projectors_tower(projector, capsys, in_tmp):
+    from tinyemo.vision import encode_images, load_vision_tower
+
+    directory, _, _ = projector
     Image.new("RGB", (80, 60), (200, 40, 40)).save(in_tmp / "red.png")
-    code, out, err = run(capsys, "classify", "red.png", "--json")
+    code, out, err = run(capsys, "classify", "red.png", "--json", "--top-k", "1")
     assert code == 0, err
-    results = json.loads(out)["results"]
-    assert results[0]["input"] == "red.png" and results[0]["label"] in EKMAN6
+    pooled, _ = encode_images(load_vision_tower("tiny-random-cnn"), [in_tmp / "red.png"])
+    expected, names = cosine_scores(directory, pooled)
+    result = json.loads(out)["results"][0]
+    assert result["input"] == "red.png" and result["label"] == names[int(expected[0].argmax())]
+    assert result["top"][0]["score"] == pytest.approx(float(expected[0].max()), abs=1e-4)
 
 
 def test_evaluate_json_on_an_emotion6_layout(projector, capsys, in_tmp):
     directory, features, labels = projector
-    for i in range(0, len(labels), 7):
+    rows = list(range(0, len(labels), 7))
+    for i in rows:
         folder = in_tmp / "feats" / EKMAN6[labels[i]]
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(features[i].half(), folder / f"{i}.pt")
+    expected, names = cosine_scores(directory, features[rows].half())
+    truth = torch.as_tensor([int(labels[i]) for i in rows])
+    hits = expected.argmax(dim=1) == truth
     code, out, err = run(capsys, "evaluate", "--projector", str(directory), "--features-dir", "feats", "--json")
     assert code == 0, err
     result = json.loads(out)
-    assert 0.0 <= result["top1"] <= 1.0 and result["n"] == len(range(0, len(labels), 7))
-    assert set(result["per_class"]) == set(EKMAN6)
+    assert result["n"] == len(rows) and result["top1"] == pytest.approx(float(hits.float().mean()))
+    for k, name in enumerate(names):
+        mine = truth == k
+        assert result["per_class"][name] == (pytest.approx(float(hits[mine].float().mean())) if mine.any() else None)
     code, out, _ = run(capsys, "evaluate", "--projector", str(directory), "--features-dir", "feats")
-    assert code == 0 and "top-1" in out and "joy" in out
+    assert code == 0 and f"top-1 {100 * float(hits.float().mean()):.2f} %" in out
 
 
 @pytest.mark.parametrize("case, message", [

@@ -50,15 +50,32 @@ def test_baselines_fit_on_train_and_predict():
     assert (centroid.predict(vx * 100) == centroid.predict(vx)).all()
 
 
+def result(*runs):
+    """A mean ± std result as study.mean_std writes it (its std is ddof 0)."""
+    return {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": list(runs)}
+
+
 def test_ablation_noise_rule_and_table_marks():
     from tinyemo.projector.ablation import table_rows, within_noise
 
-    reference = {"mean": 0.70, "std": 0.01}
-    assert within_noise({"mean": 0.705, "std": 0.01}, reference, 3) is True
-    assert within_noise({"mean": 0.80, "std": 0.01}, reference, 3) is False
-    assert within_noise({"mean": 0.80, "std": 0.01}, reference, 1) is None
+    reference = result(0.69, 0.70, 0.71)
+    assert within_noise(result(0.695, 0.705, 0.715), reference, 3) is True
+    assert within_noise(result(0.79, 0.80, 0.81), reference, 3) is False
+    assert within_noise(result(0.80), result(0.70), 1) is None
     cell = {"reference": "a", "levels": {"a": {"d": {"val_top1": reference}},
-                                         "b": {"d": {"val_top1": {"mean": 0.80, "std": 0.01}}},
-                                         "c": {"d": {"val_top1": {"mean": 0.705, "std": 0.01}}}}}
+                                         "b": {"d": {"val_top1": result(0.79, 0.80, 0.81)}},
+                                         "c": {"d": {"val_top1": result(0.695, 0.705, 0.715)}}}}
     rows = table_rows({"f": cell}, ["d"], 3)
-    assert rows[0][1] == "a (reference)" and rows[1][2].endswith("(+10.00*)") and rows[2][2].endswith("(+0.50)")
+    assert rows[0][1] == "a (reference)" and rows[1][2] == "80.00 ± 1.00 (+10.00*)"
+    assert rows[2][2] == "70.50 ± 1.00 (+0.50)"  # sample std of 0.69, 0.70, 0.71 is 0.01
+
+
+def test_the_noise_rule_uses_the_sample_standard_deviation_of_the_seeds():
+    from tinyemo.projector.ablation import sample_std, within_noise
+
+    a, b = result(0.68, 0.70, 0.72), result(0.71, 0.73, 0.75)
+    assert sample_std(a) == pytest.approx(0.02)  # sqrt((0.02^2 + 0 + 0.02^2) / (3 - 1))
+    # 2 standard errors of the difference: 2 sqrt(2 * 0.02^2 / 3) = 0.0327 > the gap 0.03
+    # (with ddof 0 it would be 0.0267 < 0.03, and the gap would be called beyond noise)
+    assert within_noise(a, b, 3) is True
+    assert within_noise(a, result(0.72, 0.74, 0.76), 3) is False  # gap 0.04

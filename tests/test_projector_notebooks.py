@@ -3,6 +3,9 @@ import json
 
 import pytest
 
+from tests.conftest import working_directory
+from tinyemo import runner
+from tinyemo.features import load_features
 from tinyemo.projector import ABLATION_FACTORS
 from tinyemo.projector.artifact import load_projector
 
@@ -27,6 +30,14 @@ def test_projector_stage(smoke):
     for dataset, tower in (("emotion6", "clip-vit-l-14"), ("emoscenes", "tiny-random-cnn")):
         artifact = load_projector(root / "models" / "projector" / dataset)
         assert artifact.vision_tower == tower and artifact.config["llm"] == "tiny-random-llama"
+    # the saved model (first seed, tuned recipe), evaluated here on the cached validation features
+    with working_directory(root):
+        val = load_features("emotion6", "val")
+    saved = load_projector(root / "models" / "projector" / "emotion6")
+    predicted, _ = saved.predict(val.pooled)
+    top1 = float((predicted == val.label_ids()).float().mean())
+    assert saved.config["top1"]["val"] == pytest.approx(top1)
+    assert emotion6["tuned_recipe"]["val"]["top1"]["runs"][0] == pytest.approx(top1)
     plots = root / "results" / "projector" / "plots"
     assert (plots / "emotion6_confusion.csv").read_text().startswith("actual,predicted")
     assert len((plots / "emotion6_tuned_history.csv").read_text().splitlines()) == 1 + 5
@@ -38,11 +49,16 @@ def test_ablate_stage(smoke):
     root = smoke.run_through("ablate")
     summary = smoke.metrics("ablate")
     assert summary["datasets"] == ["emotion6"]
+    n_val = smoke.metrics("projector")["emotion6"]["n"]["val"]
     for factor in ABLATION_FACTORS:
         cell = json.loads((root / "results" / "ablate" / factor / "metrics.json").read_text())
         assert cell["reference"] is not None, factor
         for row in cell["levels"].values():
-            assert 0.0 <= row["emotion6"]["val_top1"]["mean"] <= 1.0
+            score = row["emotion6"]["val_top1"]
+            assert len(score["runs"]) == len(summary["seeds"])
+            assert score["mean"] == pytest.approx(sum(score["runs"]) / len(score["runs"]))
+            # a top-1 over n_val images is a whole number of images over n_val (float32 rounding aside)
+            assert all(abs(run * n_val - round(run * n_val)) < 1e-3 for run in score["runs"]), (score, n_val)
         assert summary[factor]["emotion6"]["best_level"] in cell["levels"]
     # Reference levels are the same configuration, so they score the same in every cell.
     references = {factor: json.loads((root / "results" / "ablate" / factor / "metrics.json").read_text())
@@ -52,3 +68,24 @@ def test_ablate_stage(smoke):
     table = (root / "results" / "ablate" / "table.md").read_text()
     assert "| loss | cosine (reference) |" in table
     assert (root / "results" / "ablate" / "figures" / "loss.png").exists()
+
+
+def test_the_ablate_stage_gathers_cells_written_by_an_earlier_run(smoke):
+    """Cells already on disk (the ablate-cell@<factor> stages' outputs) are reused, not retrained."""
+    root = smoke.run_through("ablate")
+    path = root / "results" / "ablate" / "loss" / "metrics.json"
+    original = path.read_text()
+    cell = json.loads(original)
+    level = next(name for name in cell["levels"] if name != cell["reference"])
+    cell["levels"][level]["emotion6"]["val_top1"] = {"mean": 0.123456, "std": 0.0, "runs": [0.123456] * 2}
+    path.write_text(json.dumps(cell))
+    try:
+        with working_directory(root):
+            runner.run("ablate")
+        table = (root / "results" / "ablate" / "table.md").read_text()
+        assert f"| loss | {level} | 12.35 ± 0.00" in table
+        assert json.loads(path.read_text()) == cell  # read, not rewritten
+    finally:
+        path.write_text(original)
+        with working_directory(root):
+            runner.run("ablate")

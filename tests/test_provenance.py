@@ -20,3 +20,14 @@ def test_a_tree_is_dirty_with_changed_code_but_not_with_a_rewritten_dvc_lock(in_
     assert provenance.git_revision()["dirty"] is False
     (in_tmp / "code.py").write_text("x = 2\n")
     assert provenance.git_revision()["dirty"] is True
+
+
+def test_outside_a_git_work_tree_dirty_is_unknown_not_false(in_tmp, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(in_tmp.parent))  # no repository above
+    revision = provenance.git_revision()
+    assert revision == {"commit": "unknown", "dirty": None}
+
+
+def test_without_git_installed_dirty_is_unknown(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert provenance.git_revision() == {"commit": "unknown", "dirty": None}

@@ -61,3 +61,11 @@ def test_the_report_leaves_itself_out_and_names_every_code_revision_the_stages_r
     later.write_text(later.read_text().replace("0123456789abcdef", "fedcba9876543210"))
     line = report.machine_line(report.stage_records(), "smoke")
     assert "code revisions `0123456789`, `fedcba9876`" in line and "uncommitted" not in line
+
+
+def test_the_machine_line_says_when_git_could_not_be_asked(in_tmp):
+    write_stage(in_tmp, "assets", {}, 1.0)
+    record = in_tmp / "results/assets/provenance.json"
+    record.write_text(record.read_text().replace('"dirty": false', '"dirty": null'))
+    line = report.machine_line(report.stage_records(), "smoke")
+    assert "uncommitted changes unknown" in line

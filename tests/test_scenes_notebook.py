@@ -17,6 +17,7 @@ def test_synthesize_notebook_writes_data_metrics_and_figures(smoke):
     assert bias["p_value_given_emotion_train"] >= 0.6  # planted with strength 0.9
     assert bias["p_value_given_emotion_train"] > bias["p_value_given_other_train"]
     assert metrics["render_images_per_second"] > 20
+    assert (metrics["teacher_generations"], metrics["teacher_fallbacks"]) == (0, 0)  # rule teacher
     for name in ("samples.png", "class_counts.png", "counterfactual.png"):
         assert (root / "results/synthesize/figures" / name).stat().st_size > 5_000
     loaded = records.load_scene_records(root / "data/emoscenes", "test")

@@ -149,5 +149,14 @@ def test_llm_teacher_replaces_empty_generations_and_counts_them(tiny_llm, scenes
     scene = scenes[5]
     label = rules.rule_label(scene)
     answer = teacher.finetune_record(scene, label, [label])[1]["value"]
-    assert teacher.fallbacks == 1
+    assert teacher.fallbacks == 1 and teacher.generations == 1
+    assert teacher.report() == {"teacher_generations": 1, "teacher_fallbacks": 1}
+    assert teacher.summary() == ("teacher llm: 1 of 1 generated texts (100.0 %) came back empty "
+                                 "and were replaced by the rule teacher's text")
     assert answer == RuleTeacher().finetune_record(scene, label, [label])[1]["value"]
+
+
+def test_the_rule_teacher_reports_no_generations():
+    teacher = RuleTeacher()
+    assert teacher.report() == {"teacher_generations": 0, "teacher_fallbacks": 0}
+    assert "no language model" in teacher.summary()

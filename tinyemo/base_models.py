@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tinyemo.errors import TinyEmoError
+
 MANIFEST = "manifest.json"  # what was prepared, from where, and how long it took
 
 
-class ModelNotPreparedError(FileNotFoundError):
+class ModelNotPreparedError(FileNotFoundError, TinyEmoError):
     """A converted base model is missing from models/base; the message says how to make it."""
 
 

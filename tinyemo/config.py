@@ -16,18 +16,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tinyemo import registry
+from tinyemo.errors import TinyEmoError
 
 PROFILES_DIR = Path("profiles")
 PARAMS_FILE = Path("params.yaml")
 PROFILE_NAMES = ("default", "smoke", "paper")
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, TinyEmoError):
     """Raised for malformed or invalid parameters; the message says how to fix them."""
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True)
+    # strict: a quoted "1600" or a YAML `yes` is not silently cast to a number; ints are
+    # still accepted where a float is expected
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True)
 
 
 class BaseParams(Section):
@@ -221,7 +224,10 @@ def _format_error(section: str, err: ValidationError) -> str:
             valid = ", ".join(_schema_of(section).model_fields) or "(none)"
             lines.append(f"{where}: unknown key (misspelled?); valid keys of {section}: {valid}")
         else:
-            lines.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
+            hint = ""
+            if item["type"] in ("int_type", "float_type") and isinstance(item.get("input"), (str, bool)):
+                hint = "; write a plain number, unquoted (floats with a dot: 1.0e-3, not 1e-3)"
+            lines.append(f"{where}: {item['msg']} (got {item.get('input')!r}){hint}")
     return "invalid parameters:\n  " + "\n  ".join(lines)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.features import FeatureSet
 from tinyemo.taxonomy import EKMAN6
 
@@ -47,11 +48,11 @@ FETCHED = paths.DATA / "raw" / "emotion6-clip"  # stage `fetch-emotion6` copies 
 SOURCE_FILE = "SOURCE.json"  # where the copy came from and the checksum of its files
 
 
-class DataUnavailableError(FileNotFoundError):
+class DataUnavailableError(FileNotFoundError, TinyEmoError):
     """The Emotion6 features cannot be found or fetched; the message says how to provide them."""
 
 
-class FeatureFolderError(ValueError):
+class FeatureFolderError(ValueError, TinyEmoError):
     """A malformed `<emotion>/<id>.pt` folder; the message names the offending path."""
 
 

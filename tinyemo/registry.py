@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinyemo.errors import TinyEmoError
 
-class UnknownModelError(ValueError):
+
+class UnknownModelError(ValueError, TinyEmoError):
     """An unknown vision tower or LLM name; the message lists the valid names."""
 
 

@@ -116,7 +116,9 @@ def machine_line(records: dict[str, dict], profile: str) -> str:
         return ""
     hw = provenances[0]["hardware"]
     commits = list(dict.fromkeys(prov["git"]["commit"][:10] for prov in provenances))
-    dirty = " (with uncommitted changes)" if any(p["git"]["dirty"] for p in provenances) else ""
+    states = [p["git"].get("dirty") for p in provenances]
+    dirty = (" (with uncommitted changes)" if any(states) else
+             " (uncommitted changes unknown: git could not be asked)" if None in states else "")
     revisions = (f"code revision `{commits[0]}`" if len(commits) == 1 else
                  "code revisions " + ", ".join(f"`{c}`" for c in commits)
                  + " (each stage's in its provenance.json)")

@@ -18,12 +18,13 @@ from pathlib import Path
 import yaml
 
 from tinyemo import config, provenance
+from tinyemo.errors import TinyEmoError
 from tinyemo.stages import Stage, stage as get_stage
 
 OFFLINE_PROFILES = ("default", "smoke")
 
 
-class StageError(RuntimeError):
+class StageError(RuntimeError, TinyEmoError):
     pass
 
 

@@ -11,6 +11,8 @@ are positions in these tuples, so loaders never disagree on what id 3 means.
 """
 from __future__ import annotations
 
+from tinyemo.errors import TinyEmoError
+
 MIKELS8: tuple[str, ...] = (
     "amusement", "anger", "awe", "contentment", "disgust", "excitement", "fear", "sadness",
 )
@@ -49,7 +51,7 @@ TAXONOMIES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownTaxonomyError(ValueError):
+class UnknownTaxonomyError(ValueError, TinyEmoError):
     """Raised for a taxonomy or label name that does not exist; the message lists valid ones."""
 
 

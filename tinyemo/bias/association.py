@@ -41,11 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from tinyemo.errors import TinyEmoError
+
 CORRECTIONS = ("bh", "holm")
 MIN_NULL = 200  # null predictors needed to fit the null's mean and spread
 
 
-class AssociationError(ValueError):
+class AssociationError(ValueError, TinyEmoError):
     """Inputs of the association analysis that do not fit together."""
 
 
@@ -120,22 +122,20 @@ def permutation_pvalues(xc: np.ndarray, hits: np.ndarray, strata: np.ndarray, n_
 
 
 def adjust_pvalues(pvalues: np.ndarray, method: str = "bh") -> np.ndarray:
-    """Multiplicity-adjusted p-values (same shape): `bh` Benjamini-Hochberg or `holm`."""
+    """Multiplicity-adjusted p-values (same shape): `bh` Benjamini-Hochberg (scipy's
+    `false_discovery_control`) or `holm` (Holm's step-down: the i-th smallest p times
+    m - i + 1, made non-decreasing, capped at 1)."""
     if method not in CORRECTIONS:
         raise AssociationError(f"unknown correction {method!r}; valid: {', '.join(CORRECTIONS)}")
     flat = np.asarray(pvalues, dtype=np.float64).ravel()
-    m = flat.size
-    if m == 0:
+    if flat.size == 0:
         return flat.reshape(np.shape(pvalues))
-    order = np.argsort(flat, kind="stable")
-    ranked = flat[order]
     if method == "bh":
-        scaled = ranked * m / np.arange(1, m + 1)
-        adjusted = np.minimum.accumulate(scaled[::-1])[::-1]
-    else:
-        scaled = ranked * (m - np.arange(m))
-        adjusted = np.maximum.accumulate(scaled)
-    out = np.empty(m)
+        return stats.false_discovery_control(flat, method="bh").reshape(np.shape(pvalues))
+    # scipy has no Holm; statsmodels' multipletests does, but is a large dependency for 4 lines
+    order = np.argsort(flat, kind="stable")
+    adjusted = np.maximum.accumulate(flat[order] * (flat.size - np.arange(flat.size)))
+    out = np.empty(flat.size)
     out[order] = np.minimum(adjusted, 1.0)
     return out.reshape(np.shape(pvalues))
 

@@ -20,11 +20,13 @@ from typing import Sequence
 import torch
 import yaml
 
+from tinyemo.errors import TinyEmoError
+
 DEFAULT_BANK = Path(__file__).with_name("concepts.yaml")
 USER_GROUP = "user"
 
 
-class ConceptBankError(ValueError):
+class ConceptBankError(ValueError, TinyEmoError):
     """A missing, unreadable or malformed concept file; the message says what to fix."""
 
 

@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from tinyemo.errors import TinyEmoError
 
-class ScoreError(ValueError):
+
+class ScoreError(ValueError, TinyEmoError):
     """Projected images and anchors that do not fit together."""
 
 

@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from tinyemo import paths
-from tinyemo.cli import CommandError
+from tinyemo.cli import CommandError, positive_int
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FEATURE_SUFFIXES = {".pt", ".safetensors"}
 PROJECTORS = paths.MODELS / "projector"
 DEFAULT_FOR_IMAGES = PROJECTORS / "emoscenes"  # trained on the default vision tower's features
 DEFAULT_FOR_FEATURES = (PROJECTORS / "emotion6", PROJECTORS / "emoscenes")  # first that fits
+TRAINING_DATA = {  # a projector's config.json "dataset" -> what it was trained on, in words
+    "emoscenes": "EmoScenes, the synthetic scenes of the synthesize stage (not photos)",
+    "emotion6": "Emotion6 photos",
+}
+SYNTHETIC = {"emoscenes"}
 
 
 def add_parser(commands) -> None:
@@ -32,15 +38,20 @@ def add_parser(commands) -> None:
         "  tinyemo classify feats.pt --projector models/projector/emotion6\n\n"
         "Without --projector, images use models/projector/emoscenes (trained on the default "
         "vision tower's features) and feature files use the first of models/projector/emotion6 "
-        "and models/projector/emoscenes whose input width matches.",
+        "and models/projector/emoscenes whose input width matches. The projector used, and "
+        "what it was trained on, is printed on stderr. models/projector/emoscenes learnt a "
+        "synthetic world: for photos, use models/projector/emotion6 (it reads CLIP ViT-L/14 "
+        "features, whose weights must be in the Hugging Face cache when offline).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="image or feature files")
     parser.add_argument("--projector", type=Path, default=None, metavar="DIR",
                         help="a projector directory (default: see below)")
-    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="emotions to print (default 3)")
+    parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",
+                        help="emotions to print (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--batch-size", type=int, default=16, help="images encoded together")
+    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
+                        help="images encoded together (default 16)")
     parser.set_defaults(handler=run)
 
 
@@ -59,12 +70,12 @@ def _kind(path: Path) -> str:
 
 
 def read_feature_file(path: Path):
-    """A [N, D] float tensor from a .pt or .safetensors feature file."""
+    """A [N, D] float tensor from a .pt or .safetensors feature file (real, finite values)."""
     import torch
 
     try:
         if path.suffix.lower() == ".pt":
-            value = torch.load(path, map_location="cpu", weights_only=True)
+            value = _load_pt(path)
         else:
             from safetensors.torch import load_file
 
@@ -82,25 +93,56 @@ def read_feature_file(path: Path):
     if not isinstance(value, torch.Tensor) or value.dim() not in (1, 2):
         shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise CommandError(f"{path} must hold a [D] or [N, D] tensor of pooled features, got {shape}")
-    return value.float().reshape(-1, value.shape[-1])
+    if value.is_complex():
+        raise CommandError(f"{path} holds complex numbers ({value.dtype}); features are real vectors")
+    value = value.float().reshape(-1, value.shape[-1])
+    if not torch.isfinite(value).all():
+        bad = int((~torch.isfinite(value)).any(dim=1).sum())
+        raise CommandError(f"{path}: {bad} of {len(value)} feature rows hold NaN or infinite values")
+    return value
+
+
+def _load_pt(path: Path):
+    """torch.load with weights_only=True, with messages that say what the file is (and
+    never torch's advice to load untrusted pickles)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    not_tensors = CommandError(f"{path} is not a tensor file; give a file written by "
+                               "torch.save(tensor, path) or a .safetensors file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not zipfile.is_zipfile(path):
+            raise not_tensors from None
+        raise CommandError(
+            f"{path} holds Python objects besides tensors, and feature files are loaded "
+            "without running any code they contain; save the features alone, "
+            "torch.save(tensor, path), or as .safetensors"
+        ) from None
+    except Exception:
+        raise not_tensors from None
 
 
 def _load(directory: Path):
     from tinyemo.projector.artifact import load_projector
 
-    return load_projector(directory)
+    return directory, load_projector(directory)
 
 
 def _choose_projector(explicit: Path | None, kinds: set[str], widths: set[int]):
+    """(directory, artifact) of the projector to use."""
     if explicit is not None:
         return _load(explicit)
     if "image" in kinds:
         return _load(DEFAULT_FOR_IMAGES)
     for directory in DEFAULT_FOR_FEATURES:
         if directory.is_dir():
-            artifact = _load(directory)
-            if widths <= {artifact.feature_dim}:
-                return artifact
+            found = _load(directory)
+            if widths <= {found[1].feature_dim}:
+                return found
     raise CommandError(
         f"no saved projector accepts features of width {sorted(widths)} (looked in "
         f"{', '.join(str(d) for d in DEFAULT_FOR_FEATURES)}); pass --projector DIR, or run "
@@ -108,30 +150,49 @@ def _choose_projector(explicit: Path | None, kinds: set[str], widths: set[int]):
     )
 
 
+def trained_on(artifact) -> str:
+    """What a projector was trained on, in words (from its config.json)."""
+    dataset = artifact.config.get("dataset")
+    data = TRAINING_DATA.get(dataset, dataset or "data its config.json does not name")
+    return f"{data}, {artifact.vision_tower or 'an unnamed vision tower'} features"
+
+
+def _announce(directory: Path, artifact, has_images: bool) -> None:
+    """On stderr (stdout stays the results): the projector used, and a word of warning
+    when a projector that learnt the synthetic world is given image files."""
+    print(f"projector {directory}: trained on {trained_on(artifact)}", file=sys.stderr)
+    if has_images and artifact.config.get("dataset") in SYNTHETIC:
+        print(f"warning: {directory} learnt the emotions of synthetic scenes; unless these images "
+              "are EmoScenes images, its labels only say which synthetic scene they resemble. "
+              f"For photos, use --projector {PROJECTORS / 'emotion6'}.", file=sys.stderr)
+
+
 def _encode(artifact, images: list[Path], batch_size: int):
+    from tinyemo.cli import weights
+    from tinyemo.images import ImageFiles, UnreadableImageError
     from tinyemo.vision import encode_images, load_vision_tower
 
     tower_name = artifact.vision_tower
     if not tower_name:
         raise CommandError("this projector's config.json does not name its vision tower, so it "
                            "cannot classify images; give precomputed feature files instead")
+    weights.check(tower_name)
     tower = load_vision_tower(tower_name)
     try:
-        pooled, _ = encode_images(tower, images, batch_size)
-    except OSError as err:
-        raise CommandError(f"cannot read an image: {err}") from None
+        pooled, _ = encode_images(tower, ImageFiles(images), batch_size)
+    except UnreadableImageError as err:
+        raise CommandError(str(err)) from None
     return pooled
 
 
 def run(args) -> int:
     import torch
 
-    if args.top_k < 1:
-        raise CommandError("--top-k must be at least 1")
     kinds = {path: _kind(path) for path in args.inputs}
     features = {path: read_feature_file(path) for path, kind in kinds.items() if kind == "features"}
-    artifact = _choose_projector(args.projector, set(kinds.values()),
-                                 {tensor.shape[1] for tensor in features.values()})
+    directory, artifact = _choose_projector(args.projector, set(kinds.values()),
+                                            {tensor.shape[1] for tensor in features.values()})
+    _announce(directory, artifact, "image" in kinds.values())
     for path, tensor in features.items():
         if tensor.shape[1] != artifact.feature_dim:
             raise CommandError(
@@ -158,7 +219,8 @@ def run(args) -> int:
         for name, row_ids, row_scores in zip(names, ids, scores)
     ]
     if args.json:
-        print(json.dumps({"projector": str(args.projector or "default"), "results": results}))
+        print(json.dumps({"projector": str(directory), "trained_on": artifact.config.get("dataset"),
+                          "vision_tower": artifact.vision_tower, "results": results}))
     else:
         for result in results:
             tops = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tinyemo.cli import int_at_least
+
 
 def add_parser(commands) -> None:
     import argparse
@@ -38,7 +40,7 @@ def add_parser(commands) -> None:
     check.add_argument("root", metavar="ROOT", type=Path, help="the dataset's folder")
     check.add_argument("--json", action="store_true",
                        help="print one JSON object: dataset, n_images, classes, splits, skipped")
-    check.add_argument("--seed", type=int, default=0, metavar="N",
+    check.add_argument("--seed", type=int_at_least(0), default=0, metavar="N",
                        help="seed of the splits carved where upstream has none (default 0)")
     check.set_defaults(handler=run_check)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tinyemo.cli import CommandError
@@ -16,10 +17,12 @@ def add_parser(commands) -> None:
         description="Load a saved Metric Projector and score it on a folder laid out as "
         "<emotion>/<id>.pt (the Emotion6 layout: one [D] tensor per image, D = the width of "
         "the features the projector was trained on). Every label folder must be one of the "
-        "projector's labels. Prints top-1 and per-class accuracy.",
+        "projector's labels. Prints top-1 and per-class accuracy, and a warning when some of "
+        "the images are among those the projector was trained on (its config.json names the "
+        "data set; the stage `features` cache holds that training split).",
         epilog="examples:\n"
         "  tinyemo evaluate --projector models/projector/emotion6 \\\n"
-        "      --features-dir $TINYEMO_DATA_DIR/Emotion6/images/test\n"
+        "      --features-dir $TINYEMO_DATA_DIR/Emotion6/images/train  # warns: trained on most\n"
         "  tinyemo evaluate --projector models/projector/emotion6 --features-dir DIR --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -30,6 +33,29 @@ def add_parser(commands) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (keys: top1, n, per_class, ...)")
     parser.set_defaults(handler=run)
+
+
+def _row_keys(pooled) -> list[bytes]:
+    """Feature rows as half-precision bytes (the feature files are float16), for exact matching."""
+    import torch
+
+    return [row.numpy().tobytes() for row in pooled.to(torch.float16)]
+
+
+def seen_in_training(artifact, pooled) -> tuple[int, str] | None:
+    """(how many rows of `pooled` the projector was trained on, where that training split is),
+    or None when the projector's config.json names no data set whose cache is on disk."""
+    from tinyemo.features import DATASETS, FeatureError, feature_path, load_features
+
+    dataset = artifact.config.get("dataset")
+    if dataset not in DATASETS:
+        return None
+    try:
+        train = load_features(dataset, "train")
+    except FeatureError:
+        return None
+    training = set(_row_keys(train.pooled))
+    return sum(key in training for key in _row_keys(pooled)), str(feature_path(dataset, "train"))
 
 
 def run(args) -> int:
@@ -45,10 +71,15 @@ def run(args) -> int:
             f"expects {artifact.feature_dim} ({artifact.vision_tower or 'another encoder'}); "
             "use a projector trained on these features"
         )
+    seen = seen_in_training(artifact, features.pooled)
+    if seen is not None and seen[0]:
+        print(f"warning: {seen[0]} of the {len(features)} images in {args.features_dir} are among "
+              f"those {args.projector} was trained on ({seen[1]}); its score on them is not a "
+              "held-out accuracy", file=sys.stderr)
     evaluation = evaluate_projector(artifact.model, features.pooled, features.label_ids(),
                                     artifact.anchors, artifact.label_names)
     result = {"projector": str(args.projector), "features_dir": str(args.features_dir),
-              **evaluation.summary()}
+              "seen_in_training": None if seen is None else seen[0], **evaluation.summary()}
     if args.json:
         print(json.dumps(result))
         return 0

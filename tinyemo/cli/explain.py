@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from tinyemo import paths
-from tinyemo.cli import CommandError
+from tinyemo.cli import CommandError, positive_int
 
 
 def add_parser(commands) -> None:
@@ -24,10 +24,11 @@ def add_parser(commands) -> None:
                         help="fine-tuned MM-LLM folder (default: %(default)s)")
     parser.add_argument("--projector", type=Path, default=paths.MODELS / "projector" / "emoscenes",
                         help="Metric Projector folder (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=3,
+    parser.add_argument("--top-k", type=positive_int, default=3,
                         help="labels offered in the prompt and shown with scores (default: 3)")
-    parser.add_argument("--max-new-tokens", type=int, default=128,
-                        help="cap on the reasoning's length in tokens (default: 128)")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=None,
+                        help="cap on the reasoning's length in tokens (default: finetune."
+                        "max_new_tokens of params.yaml, the cap the finetune stage evaluated with)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON list for machines instead of streaming text")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -35,27 +36,49 @@ def add_parser(commands) -> None:
     parser.set_defaults(handler=run)
 
 
-def run(args) -> int:
-    from tinyemo.mmllm.artifact import MissingModelError
-    from tinyemo.mmllm.explainer import Explainer, UnreadableImageError, read_image
-    from tinyemo.projector.artifact import ProjectorLoadError
+def default_max_new_tokens() -> int:
+    """The finetune stage's decoding cap: params.yaml's, else the schema's default."""
+    from tinyemo import config
+    from tinyemo.mmllm.params import FinetuneParams
 
-    if args.top_k < 1 or args.max_new_tokens < 1:
-        raise CommandError("--top-k and --max-new-tokens must be at least 1")
     try:
-        images = [read_image(path) for path in args.images]
-    except UnreadableImageError as err:
-        raise CommandError(str(err)) from None
+        return config.load_params()["finetune"].max_new_tokens
+    except (config.ConfigError, KeyError):
+        return FinetuneParams.model_fields["max_new_tokens"].default
+
+
+def check_model_files(folder: Path) -> None:
+    """Name the file when the MM-LLM's config or weights are unreadable (before loading the LLM)."""
+    from safetensors import SafetensorError, safe_open
+
+    from tinyemo.mmllm.artifact import CONFIG_FILE, WEIGHTS_FILE, read_config
+
     try:
-        explainer = Explainer(args.model, args.projector, args.trust_remote_code)
-    except (MissingModelError, ProjectorLoadError) as err:
-        raise CommandError(str(err)) from None
+        read_config(folder)
+    except json.JSONDecodeError as err:
+        raise CommandError(f"{folder / CONFIG_FILE} is not valid JSON ({err}); rerun "
+                           "`dvc repro finetune` to write it again") from None
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), "pt"):
+            pass
+    except SafetensorError as err:
+        raise CommandError(f"{folder / WEIGHTS_FILE} is unreadable, truncated or corrupt ({err}); "
+                           "rerun `dvc repro finetune` to write it again") from None
+
+
+def run(args) -> int:
+    from tinyemo.mmllm.explainer import Explainer, read_image
+
+    max_new_tokens = args.max_new_tokens or default_max_new_tokens()
+    images = [read_image(path) for path in args.images]
+    check_model_files(args.model)
+    explainer = Explainer(args.model, args.projector, args.trust_remote_code)
     pooled, patches = explainer.encode(images)
     verdicts = explainer.classify([str(p) for p in args.images], pooled, args.top_k)
     if args.json:
         out = [{"image": v.image, "label": v.label, "score": round(v.score, 4),
                 "options": [{"label": l, "score": round(s, 4)} for l, s in v.options],
-                "reasoning": explainer.reasoning(v, patches[i], args.max_new_tokens)}
+                "reasoning": explainer.reasoning(v, patches[i], max_new_tokens)}
                for i, v in enumerate(verdicts)]
         print(json.dumps(out, indent=2))
         return 0
@@ -63,7 +86,7 @@ def run(args) -> int:
         others = ", ".join(f"{label} {score:.2f}" for label, score in verdict.options[1:])
         print(f"{verdict.image}: {verdict.label} (score {verdict.score:.2f}"
               f"{'; then ' + others if others else ''})")
-        for piece in explainer.stream(verdict, patches[i], args.max_new_tokens):
+        for piece in explainer.stream(verdict, patches[i], max_new_tokens):
             sys.stdout.write(piece)
             sys.stdout.flush()
         print("\n")

@@ -8,6 +8,7 @@ stratified helper in `splits`.
 """
 from __future__ import annotations
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.datasets import (
     abstract, artphoto, emoscenes, emoset, emotion6, emotionroi, fi, unbiasedemo, webemo,
 )
@@ -16,7 +17,7 @@ from tinyemo.datasets.check import UNREADABLE, check, is_readable
 from tinyemo.datasets.splits import stratified_split
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(TinyEmoError, ValueError):
     """An unknown dataset name; the message lists the valid names."""
 
 

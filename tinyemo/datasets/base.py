@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.datasets.splits import TEST_FRACTION, VAL_FRACTION, carve, check_seed
 from tinyemo.taxonomy import taxonomy as taxonomy_labels
 
@@ -19,7 +20,7 @@ SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # upstream globs `*.jpg` only; the others are harmless
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(TinyEmoError, ValueError):
     """A dataset folder lacks what its layout needs; the message names it and the expected layout."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from tinyemo import paths, registry
+from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm.checkpoint import load_trainable
 from tinyemo.mmllm.model import TinyLlava
 
@@ -23,7 +24,7 @@ WEIGHTS_FILE = "weights.safetensors"
 TRAINABLE = ("connector", "lora", "full")
 
 
-class MissingModelError(FileNotFoundError):
+class MissingModelError(FileNotFoundError, TinyEmoError):
     """An MM-LLM folder is missing or incomplete; the message names the stage that makes it."""
 
 

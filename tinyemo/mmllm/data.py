@@ -2,16 +2,31 @@
 
 A record (`id`, `image`, `conversations`) is matched to its cached patch grid by image id
 (the file name of `image` without extension), so training never re-encodes images.
+
+At scale (the paper's 525k pre-training records) nothing is held whole: `RecordFile` reads a
+LLaVA-format JSON list lazily (an index of byte offsets, one record parsed per access),
+`LazyExamples` tokenises a record only when the DataLoader asks for it, and a batch's patch
+grids are indexed per batch (`patches[rows]`), so memory stays flat as records grow.
 """
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
+import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm.prompts import IGNORE, encode_conversation
+
+
+class RecordFileError(TinyEmoError, ValueError):
+    """A missing, truncated or malformed LLaVA-format record file; the message names it."""
 
 
 @dataclass
@@ -27,7 +42,7 @@ def read_records(path: Path) -> list[dict]:
         raise FileNotFoundError(f"{path} is missing; run `dvc repro synthesize` to write it")
     records = json.loads(path.read_text())
     if not isinstance(records, list):
-        raise ValueError(f"{path} must hold a JSON list of LLaVA records")
+        raise RecordFileError(f"{path} must hold a JSON list of LLaVA records")
     return records
 
 
@@ -43,22 +58,174 @@ def subsample(records: list[dict], n: int | None, seed: int) -> list[dict]:
     return [records[i] for i in sorted(order[:n].tolist())]
 
 
+def _example(record: dict, rows: dict[str, int], tokenizer, n_image_tokens: int,
+             max_length: int | None, system_prompt: str | None) -> Example:
+    if not isinstance(record, dict) or "image" not in record or "conversations" not in record:
+        raise RecordFileError(f"a LLaVA record needs `image` and `conversations`; got {str(record)[:120]}")
+    key = image_id(record)
+    if key not in rows:
+        raise KeyError(
+            f"record {record.get('id')!r} refers to image {key!r}, which has no cached "
+            "features; re-run `dvc repro features`"
+        )
+    encoded = encode_conversation(tokenizer, record["conversations"], n_image_tokens,
+                                  system_prompt, max_length)
+    return Example(encoded.input_ids, encoded.labels, rows[key])
+
+
 def build_examples(records: list[dict], tokenizer, feature_ids: list[str], n_image_tokens: int,
                    max_length: int | None = None, system_prompt: str | None = None) -> list[Example]:
     """Tokenise records whose image has cached features (a missing image is an error)."""
     rows = {key: row for row, key in enumerate(feature_ids)}
-    examples = []
-    for record in records:
-        key = image_id(record)
-        if key not in rows:
-            raise KeyError(
-                f"record {record.get('id')!r} refers to image {key!r}, which has no cached "
-                "features; re-run `dvc repro features`"
-            )
-        encoded = encode_conversation(tokenizer, record["conversations"], n_image_tokens,
-                                      system_prompt, max_length)
-        examples.append(Example(encoded.input_ids, encoded.labels, rows[key]))
-    return examples
+    return [_example(record, rows, tokenizer, n_image_tokens, max_length, system_prompt)
+            for record in records]
+
+
+class RecordFile(Sequence):
+    """The records of a LLaVA-format JSON list (`[{"id", "image", "conversations"}, ...]`),
+    read lazily: one streaming pass stores each record's byte offset, and `records[i]` parses
+    record i alone. Memory holds 8 bytes per record, whatever the file's size. `image_root`
+    is the folder the records' `image` paths are relative to (`image_path(i)`)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path, image_root: Path | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path} is missing: give the LLaVA-format JSON file "
+                                    "(a list of {id, image, conversations} records)")
+        self.image_root = Path(image_root) if image_root is not None else None
+        self.offsets = array("q")
+        self._decoder = json.JSONDecoder()
+        self._index()
+
+    def _index(self) -> None:
+        """Find where each top-level list item starts, decoding the file chunk by chunk."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        with open(self.path, "rb") as handle:
+            text, pos = "", 0
+            mark, mark_byte = 0, 0  # a position in `text` and its byte offset in the file
+
+            def refill() -> bool:
+                nonlocal text, pos, mark
+                more = handle.read(self.CHUNK)
+                if not more:
+                    return False
+                text, pos, mark = text[mark:] + decoder.decode(more), pos - mark, 0
+                return True
+
+            def next_char() -> str:
+                nonlocal pos
+                while True:
+                    pos = _skip(text, pos)
+                    if pos < len(text):
+                        return text[pos]
+                    if not refill():
+                        raise RecordFileError(f"{self.path} ends inside its JSON list (truncated?)")
+
+            if next_char() != "[":
+                raise RecordFileError(f"{self.path} must hold a JSON list of LLaVA records")
+            pos += 1
+            while True:
+                char = next_char()
+                if char == "]":
+                    return
+                if len(self.offsets):  # between items: a comma
+                    if char != ",":
+                        raise RecordFileError(f"{self.path} holds malformed JSON: expected ',' "
+                                         f"after record {len(self.offsets) - 1}")
+                    pos += 1
+                    next_char()
+                while True:
+                    try:
+                        _, end = self._decoder.raw_decode(text, pos)
+                        if end < len(text) or not refill():
+                            break
+                    except json.JSONDecodeError as err:
+                        if not refill():
+                            raise RecordFileError(f"{self.path} holds malformed JSON: {err}") from None
+                mark_byte += len(text[mark:pos].encode("utf-8"))
+                mark = pos
+                self.offsets.append(mark_byte)
+                pos = end
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"record {index} of {len(self)} in {self.path}")
+        index %= len(self)
+        offset = self.offsets[index]
+        end = self.offsets[index + 1] if index + 1 < len(self.offsets) else None
+        with open(self.path, "rb") as handle:
+            handle.seek(offset)
+            raw = handle.read(end - offset if end is not None else -1).decode("utf-8")
+        record, _ = self._decoder.raw_decode(raw)
+        return record
+
+    def image_path(self, index: int) -> Path:
+        """The image file of record `index` (under `image_root`)."""
+        image = Path(self[index]["image"])
+        return self.image_root / image if self.image_root is not None else image
+
+    def missing_images(self) -> list[str]:
+        """Records whose image file is absent from `image_root` (empty: all present)."""
+        return [str(self.image_path(i)) for i in range(len(self)) if not self.image_path(i).exists()]
+
+
+def _skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+class LazyExamples(Sequence):
+    """`records[i]` tokenised when asked for (in the DataLoader's workers), never stored;
+    a drop-in for the list of `build_examples` (the training loop reads only `len` and
+    `examples[i]`)."""
+
+    def __init__(self, records: Sequence[dict], tokenizer, feature_ids: Sequence[str],
+                 n_image_tokens: int, max_length: int | None = None,
+                 system_prompt: str | None = None):
+        self.records = records
+        self.tokenizer = tokenizer
+        self.rows = {key: row for row, key in enumerate(feature_ids)}
+        self.n_image_tokens, self.max_length, self.system_prompt = n_image_tokens, max_length, system_prompt
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Example:
+        return _example(self.records[index], self.rows, self.tokenizer, self.n_image_tokens,
+                        self.max_length, self.system_prompt)
+
+
+HASHED_ROWS = 4096  # patch grids read into the data hash at most
+
+
+def summarise(examples: Sequence[Example], patches) -> tuple[list[int], str]:
+    """(token count of every example, a hash of the training data) in one pass. The hash
+    covers every example's tokens, labels and image row and the patch grids they read (up to
+    `HASHED_ROWS` of them, evenly spaced), so a changed dataset of the same size is a
+    different run."""
+    digest, lengths, rows = hashlib.sha256(), array("l"), set()
+    for index in range(len(examples)):
+        example = examples[index]
+        lengths.append(len(example.input_ids))
+        digest.update(array("l", example.input_ids).tobytes())
+        digest.update(array("l", example.labels).tobytes())
+        digest.update(example.patch_row.to_bytes(8, "little", signed=True))
+        rows.add(example.patch_row)
+    ordered = sorted(rows)
+    if len(ordered) > HASHED_ROWS:  # at scale: evenly spaced rows (reading all is ~100 GiB)
+        ordered = ordered[::math.ceil(len(ordered) / HASHED_ROWS)]
+    for start in range(0, len(ordered), 256):
+        block = torch.as_tensor(patches[ordered[start:start + 256]]).float().contiguous()
+        digest.update(block.numpy().tobytes())
+    return lengths.tolist(), digest.hexdigest()[:16]
 
 
 def pad_id_of(tokenizer) -> int:
@@ -84,7 +251,20 @@ def collate(sequences: list[list[int]], pad_id: int, padding_side: str = "right"
     return out
 
 
-def training_batch(examples: list[Example], patches: torch.Tensor, pad_id: int) -> dict:
+def training_batch(examples: list[Example], patches, pad_id: int) -> dict:
+    """The padded batch of `examples`; only their patch grids are read (`patches[rows]`
+    works on a tensor and on a memory-mapped store alike)."""
     batch = collate([e.input_ids for e in examples], pad_id, "right", [e.labels for e in examples])
-    batch["patches"] = patches[[e.patch_row for e in examples]].float()
+    batch["patches"] = torch.as_tensor(patches[[e.patch_row for e in examples]]).float()
     return batch
+
+
+def to_device(batch: dict, device) -> dict:
+    """The batch's tensors on `device` (the model's or the accelerator's)."""
+    return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
+            for key, value in batch.items()}
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's parameters live (batches for it go there)."""
+    return next(model.parameters()).device

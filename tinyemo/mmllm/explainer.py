@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from tinyemo import paths
+from tinyemo.images import UnreadableImageError, read_image  # noqa: F401 (part of this module's interface)
 from tinyemo.mmllm import artifact, infer
-
-
-class UnreadableImageError(ValueError):
-    """An input file that is not an image PIL can read."""
 
 
 @dataclass
@@ -27,17 +24,6 @@ class Verdict:
     label: str
     score: float  # cosine between the projected image and the label's anchor
     options: list[tuple[str, float]]  # the top labels with their scores, best first
-
-
-def read_image(path: Path) -> Image.Image:
-    path = Path(path)
-    if not path.is_file():
-        raise UnreadableImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise UnreadableImageError(f"{path} is not a readable image ({err}); give PNG or JPEG files") from None
 
 
 class Explainer:

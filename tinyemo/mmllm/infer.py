@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from tinyemo.mmllm.data import collate, pad_id_of
+from tinyemo.mmllm.data import collate, model_device, pad_id_of, to_device
 from tinyemo.mmllm.prompts import IMAGE_PLACEHOLDER, encode_prompt
 from tinyemo.scenes.teacher import FINETUNE_INSTRUCTION, finetune_prompt, parse_emotion
 
@@ -59,12 +59,13 @@ def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_ne
     if len(prompts) != len(patches):
         raise ValueError(f"{len(prompts)} prompts for {len(patches)} images")
     answers: list[str] = []
+    device = model_device(model)
     for start in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
         chunk = prompts[start:start + batch_size]
         ids = [encode_prompt(tokenizer, p, model.n_image_tokens, system_prompt) for p in chunk]
-        batch = collate(ids, pad_id_of(tokenizer), padding_side="left")
-        out = model.generate(batch["input_ids"], patches[start:start + batch_size].float(),
-                             batch["attention_mask"], max_new_tokens,
+        batch = to_device(collate(ids, pad_id_of(tokenizer), padding_side="left"), device)
+        images = torch.as_tensor(patches[start:start + batch_size]).float().to(device)
+        out = model.generate(batch["input_ids"], images, batch["attention_mask"], max_new_tokens,
                              **_gen_kwargs(tokenizer, repetition_penalty))
         answers += tokenizer.batch_decode(out, skip_special_tokens=True)
     return [a.strip() for a in answers]
@@ -76,15 +77,28 @@ def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens:
     from transformers import TextIteratorStreamer
 
     ids = encode_prompt(tokenizer, prompt, model.n_image_tokens, system_prompt)
-    batch = collate([ids], pad_id_of(tokenizer), padding_side="left")
+    device = model_device(model)
+    batch = to_device(collate([ids], pad_id_of(tokenizer), padding_side="left"), device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True)
-    worker = Thread(target=model.generate, kwargs=dict(
-        input_ids=batch["input_ids"], patches=patches.reshape(1, *patches.shape[-2:]).float(),
-        attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
-        streamer=streamer, **_gen_kwargs(tokenizer, repetition_penalty)))
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            model.generate(
+                input_ids=batch["input_ids"],
+                patches=patches.reshape(1, *patches.shape[-2:]).float().to(device),
+                attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
+                streamer=streamer, **_gen_kwargs(tokenizer, repetition_penalty))
+        except BaseException as err:  # ends the stream, raised again in the caller
+            failure.append(err)
+            streamer.end()
+
+    worker = Thread(target=work)
     worker.start()
     yield from streamer
     worker.join()
+    if failure:
+        raise failure[0]
 
 
 def generative_labels(answers: list[str], label_names: Sequence[str]) -> list[str | None]:

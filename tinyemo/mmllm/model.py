@@ -43,13 +43,22 @@ class TinyLlava(nn.Module):
                 f"patches of shape {tuple(patches.shape)} do not fit a batch of "
                 f"{input_ids.shape[0]} prompts with {self.n_image_tokens} image tokens each"
             )
-        if not bool((per_row == self.n_image_tokens).all()):
+        if not input_ids.is_meta and not bool((per_row == self.n_image_tokens).all()):  # meta: shapes only
             raise ValueError(
                 f"every prompt needs exactly one <image> ({self.n_image_tokens} markers); "
                 f"found {per_row.tolist()}"
             )
-        image_tokens = self.connector(patches.to(embeds.dtype))
+        image_tokens = self.connector(patches.to(embeds.dtype)).to(embeds.dtype)  # autocast: bf16
         return embeds.masked_scatter(image_mask.unsqueeze(-1), image_tokens.reshape(-1, embeds.shape[-1]))
+
+    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits of `hidden`: the LLM's output head, or, for a model whose head is its input
+        embedding matrix and that exposes no output embeddings (OpenELM), that matrix."""
+        causal = self.causal_lm()
+        head = causal.get_output_embeddings()
+        if head is not None:
+            return head(hidden)
+        return nn.functional.linear(hidden, causal.get_input_embeddings().weight)
 
     def causal_lm(self) -> nn.Module:
         """The transformers causal LM (inside its peft wrapper when LoRA is on)."""
@@ -61,12 +70,13 @@ class TinyLlava(nn.Module):
         embeds = self.embed(input_ids, patches)
         causal = self.causal_lm()
         decoder = getattr(causal, causal.base_model_prefix)
-        hidden = decoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+        hidden = decoder(inputs_embeds=embeds, attention_mask=attention_mask,
+                         use_cache=False).last_hidden_state
         if labels is None:
-            return Output(None, causal.get_output_embeddings()(hidden))
+            return Output(None, self.lm_head(hidden))
         targets = labels[:, 1:].masked_fill(input_ids[:, 1:] == IMAGE_TOKEN_ID, IGNORE)
         where = targets != IGNORE
-        logits = causal.get_output_embeddings()(hidden[:, :-1][where])
+        logits = self.lm_head(hidden[:, :-1][where])
         loss = nn.functional.cross_entropy(logits.float(), targets[where])
         return Output(loss, logits)
 

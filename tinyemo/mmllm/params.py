@@ -16,6 +16,14 @@ class TrainingParams(Section):
     checkpoint_every: int = Field(25, ge=0)  # steps between resumable checkpoints (0: none)
     system_prompt: str | None = None  # None: the chat template's own default
 
+    # Devices and scale (accelerate): global batch = micro batch x processes x accumulation
+    gradient_accumulation_steps: int = Field(1, ge=1)  # micro batches per optimizer step and process
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"  # autocast of the forward pass
+    gradient_checkpointing: bool = False  # recompute LLM activations in the backward pass
+    num_processes: int = Field(1, ge=1)  # >1: the stage trains under `accelerate launch`
+    accelerate_config: str | None = None  # configs/accelerate/*.yaml for those processes
+    num_workers: int = Field(0, ge=0)  # DataLoader processes tokenising records (0: none)
+
 
 class PretrainParams(TrainingParams):
     connector: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"

@@ -70,7 +70,11 @@ def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed:
 def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig:
     return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
                        warmup_ratio=params.warmup_ratio, max_steps=max_steps,
-                       checkpoint_every=params.checkpoint_every, seed=seed)
+                       checkpoint_every=params.checkpoint_every, seed=seed,
+                       gradient_accumulation_steps=params.gradient_accumulation_steps,
+                       mixed_precision=params.mixed_precision,
+                       gradient_checkpointing=params.gradient_checkpointing,
+                       num_workers=params.num_workers)
 
 
 def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
@@ -89,6 +93,10 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
 
 
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
+    if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
+        from tinyemo.mmllm import launch
+        return launch.launched_run("pretrain", params, out_dir, max_steps=max_steps,
+                                   trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
@@ -108,6 +116,10 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
 
 def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
                  accelerator=None) -> Run:
+    if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
+        from tinyemo.mmllm import launch
+        return launch.launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
+                                   trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     model, tokenizer, saved = artifact.load_mmllm(
         pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")

@@ -1,13 +1,22 @@
-"""The MM-LLM training loop (both stages), written for `accelerate`.
+"""The MM-LLM training loop (both stages), written for `accelerate`, the same on every device.
 
 One loop serves pre-training (connector only) and fine-tuning (connector + LoRA or the
 whole LLM): the caller decides which parameters require grad. It runs as a plain process
-or under `accelerate launch --num_processes N` (DDP; on CPU through gloo): every process
-takes its slice of each global batch of a seeded per-epoch permutation, so a run is the
-same whatever the number of processes. Records of similar length share a batch (see
-`epoch_batches`), which saves the compute spent on padding. Every `checkpoint_every` steps
-a checkpoint is written (see `checkpoint.py`); a new run with the same configuration
-resumes from the newest one instead of restarting. Losses are logged for the DVC loss-curve plots.
+or under `accelerate launch` (one GPU, DDP on several, DeepSpeed ZeRO-2; on CPU, DDP
+through gloo), with accelerate's conventions:
+
+- global batch = per-device micro batch x processes x `gradient_accumulation_steps`; every
+  process takes its slice of each global batch of a seeded per-epoch permutation and cuts it
+  into micro batches, so a run is the same whatever the number of processes;
+- `mixed_precision` (`no`, `fp16`, `bf16`) is the accelerator's autocast;
+- `gradient_checkpointing` recomputes the LLM's activations in the backward pass;
+- batches are built by a DataLoader (records tokenised lazily, `num_workers` processes) and
+  moved to the accelerator's device, where `accelerator.prepare` put the model.
+
+Records of similar length share a batch (see `epoch_batches`), which saves the compute spent
+on padding. Every `checkpoint_every` steps a checkpoint is written (see `checkpoint.py`); a
+new run with the same configuration, data and trainable parameters resumes from the newest
+one instead of restarting. Losses are logged for the DVC loss-curve plots.
 """
 from __future__ import annotations
 
@@ -16,27 +25,35 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from tinyemo.mmllm import checkpoint
-from tinyemo.mmllm.data import Example, training_batch
+from tinyemo.mmllm.data import Example, summarise, to_device, training_batch
+
+MixedPrecision = Literal["no", "fp16", "bf16"]
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 1  # passes over the records
-    batch_size: int = 8  # global batch (split across processes)
+    batch_size: int = 8  # global batch (micro batch x processes x accumulation steps)
     lr: float = 1.0e-3  # peak learning rate (AdamW), cosine decay after warm-up
-    warmup_ratio: float = 0.03  # share of steps with linear warm-up
+    warmup_ratio: float = 0.03  # share of steps with linear warm-up (at least one step if > 0)
     weight_decay: float = 0.0
     max_steps: int | None = None  # stop early after this many steps (None: all epochs)
     checkpoint_every: int = 50  # steps between checkpoints (0: none)
     log_every: int = 1  # steps between loss-log rows
     seed: int = 0
     length_window: int = 8  # batches whose records are sorted by length together (1: none)
+    gradient_accumulation_steps: int = 1  # micro batches per optimizer step and process
+    mixed_precision: MixedPrecision = "no"  # autocast of the forward pass
+    gradient_checkpointing: bool = False  # recompute LLM activations (less memory, ~30% slower)
+    num_workers: int = 0  # DataLoader processes tokenising records (0: in the main process)
 
 
 @dataclass
@@ -52,9 +69,12 @@ class TrainResult:
         return self.samples / self.seconds if self.seconds else float("nan")
 
 
-def fingerprint(config: TrainConfig, n_examples: int, model: torch.nn.Module) -> str:
+def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module) -> str:
+    """The name of a training run: its settings, its data (`summarise`'s hash) and the
+    parameters it trains. The DataLoader's worker count does not change the run."""
+    settings = {k: v for k, v in asdict(config).items() if k != "num_workers"}
     trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
-    blob = json.dumps([asdict(config), n_examples, trainable], sort_keys=True)
+    blob = json.dumps([settings, data_digest, trainable], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -80,70 +100,161 @@ def schedule(config: TrainConfig, n_examples: int) -> tuple[int, int]:
     return per_epoch, min(total, config.max_steps) if config.max_steps else total
 
 
-def train(model: torch.nn.Module, examples: list[Example], patches: torch.Tensor, pad_id: int,
-          config: TrainConfig, checkpoint_dir: Path | None = None, accelerator=None,
-          stop_after: int | None = None) -> TrainResult:
-    """Train the parameters of `model` that require grad. `stop_after` ends the run after
-    that many steps as if interrupted (for tests of resuming)."""
-    from accelerate import Accelerator
-    from transformers import get_cosine_schedule_with_warmup
+def warmup_steps(config: TrainConfig, total: int) -> int:
+    """Steps of linear warm-up: the ratio's share, and at least one when the ratio is > 0."""
+    return max(1, round(config.warmup_ratio * total)) if config.warmup_ratio > 0 else 0
 
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    if config.batch_size % accelerator.num_processes:
+
+def micro_batch_size(config: TrainConfig, processes: int) -> int:
+    """Records per forward pass on one device."""
+    share = processes * config.gradient_accumulation_steps
+    if config.batch_size % share:
         raise ValueError(
-            f"batch_size {config.batch_size} must be a multiple of the "
-            f"{accelerator.num_processes} processes"
+            f"batch_size {config.batch_size} (the global batch) must be a multiple of "
+            f"{processes} processes x {config.gradient_accumulation_steps} accumulation steps"
         )
-    torch.manual_seed(config.seed)
-    per_epoch, total = schedule(config, len(examples))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("no parameter of the model requires grad: nothing to train")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, int(config.warmup_ratio * total), total
-    )
-    run_id = fingerprint(config, len(examples), model)
-    step, log = 0, []
-    found = checkpoint.latest(checkpoint_dir, run_id) if checkpoint_dir else None
-    if found:
-        state = checkpoint.restore(found, model, optimizer, scheduler, accelerator.process_index)
-        step, log = state["step"], list(state["log"])
-    resumed_from = step
-    lengths = [len(example.input_ids) for example in examples]
-    batches, batches_epoch = [], -1
-    wrapped, optimizer = accelerator.prepare(model, optimizer)
-    wrapped.train()
-    rank, world = accelerator.process_index, accelerator.num_processes
-    started, samples = time.perf_counter(), 0
-    bar = tqdm(total=total, initial=step, desc="train", mininterval=5,
-               disable=not accelerator.is_main_process)
-    while step < total and (stop_after is None or step < stop_after):
+    return config.batch_size // share
+
+
+def micro_batches(chunk: list[int], rank: int, world: int, accumulation: int) -> list[list[int]]:
+    """This process's share of one global batch, cut into `accumulation` micro batches
+    (some empty when the epoch's last batch is short)."""
+    mine = chunk[rank::world]
+    size = math.ceil(len(mine) / accumulation) if mine else 0
+    return [mine[i * size:(i + 1) * size] for i in range(accumulation)]
+
+
+def make_accelerator(config: TrainConfig):
+    """The Accelerator for `config` (on a machine without CUDA, the CPU)."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=config.mixed_precision,
+                       gradient_accumulation_steps=config.gradient_accumulation_steps)
+
+
+def _check_accelerator(accelerator, config: TrainConfig) -> None:
+    if accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
+        raise ValueError(
+            f"the accelerator accumulates {accelerator.gradient_accumulation_steps} steps, the "
+            f"config {config.gradient_accumulation_steps}; build it with `make_accelerator(config)`"
+        )
+    if str(accelerator.mixed_precision) != config.mixed_precision:
+        raise ValueError(
+            f"the accelerator's mixed precision is {accelerator.mixed_precision!r}, the config's "
+            f"{config.mixed_precision!r}; build it with `make_accelerator(config)`"
+        )
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute the LLM's layer activations in the backward pass (non-reentrant, so the
+    gradient reaches the connector through frozen layers)."""
+    causal = model.causal_lm() if hasattr(model, "causal_lm") else model
+    if not getattr(causal, "supports_gradient_checkpointing", False):
+        raise ValueError(f"{type(causal).__name__} does not support gradient checkpointing")
+    causal.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+class _StepSampler:
+    """The DataLoader's batch sampler: this process's micro batches from step `start` on
+    (an empty micro batch is stood in for by the batch's first record, weighted 0)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __iter__(self):
+        for _, parts, chunk in self.plan:
+            for part in parts:
+                yield part or chunk[:1]
+
+    def __len__(self):
+        return sum(len(parts) for _, parts, _ in self.plan)
+
+
+def _plan(lengths, config, per_epoch, start, total, rank, world):
+    """(step, micro batches of this process, global batch) for every step still to run."""
+    plan, batches, batches_epoch = [], [], -1
+    for step in range(start, total):
         epoch, within = divmod(step, per_epoch)
         if epoch != batches_epoch:
             batches = epoch_batches(lengths, config.batch_size, config.seed, epoch,
                                     config.length_window)
             batches_epoch = epoch
         chunk = batches[within]
-        batch = training_batch([examples[i] for i in chunk[rank::world]], patches, pad_id)
-        loss = wrapped(**batch).loss
-        accelerator.backward(loss)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        plan.append((step, micro_batches(chunk, rank, world, config.gradient_accumulation_steps),
+                     chunk))
+    return plan
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """A logged number (nan for a shapes-only run on the meta device)."""
+    return float("nan") if value.is_meta else value.item()
+
+
+def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: int,
+          config: TrainConfig, checkpoint_dir: Path | None = None, accelerator=None,
+          stop_after: int | None = None) -> TrainResult:
+    """Train the parameters of `model` that require grad. `examples` is a list or a lazy
+    sequence (`data.LazyExamples`); `patches[rows]` gives the patch grids of a batch.
+    `stop_after` ends the run after that many steps as if interrupted (for tests of resuming)."""
+    from torch.utils.data import DataLoader
+    from transformers import get_cosine_schedule_with_warmup
+
+    accelerator = accelerator or make_accelerator(config)
+    _check_accelerator(accelerator, config)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    micro_batch_size(config, world)
+    torch.manual_seed(config.seed)
+    per_epoch, total = schedule(config, len(examples))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no parameter of the model requires grad: nothing to train")
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    lengths, data_digest = summarise(examples, patches)
+    run_id = fingerprint(config, data_digest, model)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(config, total), total)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    step, log = 0, []
+    found = checkpoint.latest(checkpoint_dir, run_id) if checkpoint_dir else None
+    if found:
+        state = checkpoint.restore(found, accelerator, wrapped, optimizer, scheduler)
+        step, log = state["step"], list(state["log"])
+    resumed_from = step
+    end = total if stop_after is None else min(total, stop_after)
+    plan = _plan(lengths, config, per_epoch, step, end, rank, world)
+    loader = DataLoader(examples, batch_sampler=_StepSampler(plan), num_workers=config.num_workers,
+                        collate_fn=partial(training_batch, patches=patches, pad_id=pad_id),
+                        generator=torch.Generator().manual_seed(config.seed))  # not the global RNG
+    micro = iter(loader)
+    wrapped.train()
+    started, samples = time.perf_counter(), 0
+    bar = tqdm(total=total, initial=step, desc="train", mininterval=5,
+               disable=not accelerator.is_main_process)
+    for step, parts, chunk in plan:
+        losses = []
+        for part in parts:
+            batch = to_device(next(micro), accelerator.device)
+            with accelerator.accumulate(wrapped):
+                loss = wrapped(**batch).loss * (1.0 if part else 0.0)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
         step += 1
         samples += len(chunk)
-        mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
+        kept = [value for value, part in zip(losses, parts) if part] or losses[:1]
+        mean_loss = _scalar(accelerator.reduce(torch.stack(kept).mean(), reduction="mean"))
         if step % config.log_every == 0 or step == total:
             log.append({"step": step, "epoch": round(step / per_epoch, 4), "loss": mean_loss,
                         "lr": scheduler.get_last_lr()[0]})
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
         if checkpoint_dir and config.checkpoint_every and step % config.checkpoint_every == 0:
-            checkpoint.save(checkpoint_dir, step, accelerator.unwrap_model(wrapped), optimizer,
-                            scheduler, {"fingerprint": run_id, "log": log}, rank,
-                            accelerator.is_main_process)
-            accelerator.wait_for_everyone()
+            checkpoint.save(checkpoint_dir, step, accelerator, wrapped, optimizer, scheduler,
+                            {"fingerprint": run_id, "log": log})
     bar.close()
     wrapped.eval()
     return TrainResult(step, samples, time.perf_counter() - started, resumed_from, log)

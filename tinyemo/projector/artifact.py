@@ -19,17 +19,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.projector.evaluate import nearest_anchor, project
 from tinyemo.projector.model import MetricProjector
 
 WEIGHTS, ANCHORS, CONFIG = "projector.safetensors", "anchors.safetensors", "config.json"
 
 
-class ProjectorLoadError(ValueError):
+class ProjectorLoadError(ValueError, TinyEmoError):
     """A projector directory that is missing, incomplete or inconsistent."""
 
 
-class FeatureWidthError(ValueError):
+class FeatureWidthError(ValueError, TinyEmoError):
     """Features whose width is not the one the projector was trained on."""
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tinyemo.errors import TinyEmoError
+
 # Named colours (RGB). Names are what the teacher writes and what `key_colours` records.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 24), "white": (245, 245, 245), "grey": (128, 128, 132),
@@ -173,7 +175,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownSceneNameError(ValueError):
+class UnknownSceneNameError(ValueError, TinyEmoError):
     """Raised for an object, palette, condition or attribute name that does not exist."""
 
 

@@ -5,7 +5,8 @@ that role with any transformers causal LM and its tokenizer (with a chat templat
 prompt lists the scene's facts (objects, colours, places, light, weather), the elements that
 drive the label, and the label; the model writes the text, decoded greedily so the data set
 is reproducible (an empty generation is replaced by the rule teacher's text and counted in
-`fallbacks`). Visual questions and sentiment answers stay factual (`RuleTeacher`'s), and
+`fallbacks`, out of `generations`; `report()` and `summary()` put both in the stage's metrics
+and notebook). Visual questions and sentiment answers stay factual (`RuleTeacher`'s), and
 the answer's last line is always `Emotion: <label>`, whatever the model writes.
 `make_teacher("rule" | <registry LLM name>, ...)` builds the teacher a profile names.
 """
@@ -36,6 +37,7 @@ class LLMTeacher(RuleTeacher):
         self.max_new_tokens = max_new_tokens
         self.sample = sample  # greedy by default; sampling is seeded per record
         self.name = name
+        self.generations = 0  # captions and reasonings asked of the model
         self.fallbacks = 0  # generations that came back empty and were replaced by rule text
 
     @torch.no_grad()
@@ -55,6 +57,7 @@ class LLMTeacher(RuleTeacher):
     def _generate_or(self, prompt: str, rng: random.Random, rule_text) -> str:
         """Generated text, or `rule_text(rng)` from the same rng state if it comes back empty."""
         state = rng.getstate()
+        self.generations += 1
         text = strip_answer_line(self.generate(prompt, rng))
         if text:
             return text

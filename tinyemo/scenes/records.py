@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.scenes.graph import Scene
 
 SPLITS = ("train", "val", "test")
@@ -22,7 +23,7 @@ CONVERSATION_KINDS = ("pretrain", "finetune")
 MISSING_HINT = "run `dvc repro synthesize` (or `tinyemo stage synthesize`) to generate EmoScenes"
 
 
-class MissingDataError(FileNotFoundError):
+class MissingDataError(FileNotFoundError, TinyEmoError):
     """EmoScenes (or a part of it) is not where it should be; the message says how to make it."""
 
 

@@ -87,9 +87,23 @@ class RuleTeacher:
     """The deterministic default teacher. Wording choices are seeded by the graph and `seed`."""
 
     name = "rule"
+    generations = 0  # texts asked of a language model (LLMTeacher counts them; none here)
+    fallbacks = 0  # of those, empty ones replaced by rule text
 
     def __init__(self, seed: int = 0):
         self.seed = seed
+
+    def report(self) -> dict:
+        """What the teacher did, for the stage metrics."""
+        return {"teacher_generations": self.generations, "teacher_fallbacks": self.fallbacks}
+
+    def summary(self) -> str:
+        """One line for the notebook: how much of the text the language model wrote."""
+        if not self.generations:
+            return f"teacher {self.name}: every text assembled from templates (no language model)"
+        return (f"teacher {self.name}: {self.fallbacks} of {self.generations} generated texts "
+                f"({100 * self.fallbacks / self.generations:.1f} %) came back empty and were "
+                "replaced by the rule teacher's text")
 
     def _rng(self, scene: Scene, purpose: str) -> random.Random:
         return random.Random(f"{self.seed}:{purpose}:{scene.fingerprint()}")

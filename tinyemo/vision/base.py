@@ -56,6 +56,10 @@ class VisionTower(torch.nn.Module):
         raise NotImplementedError
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled, patches) as float32 on the CPU, wherever the tower runs."""
+        weights = next(self.parameters(), None)
+        if weights is not None:
+            pixels = pixels.to(weights.device, weights.dtype)
         pooled, patches = self.encode(pixels)
         if pooled.shape[1] != self.spec.pooled_dim or patches.shape[2] != self.spec.patch_dim:
             raise RuntimeError(
@@ -63,4 +67,4 @@ class VisionTower(torch.nn.Module):
                 f"{tuple(patches.shape)}; the registry promises widths {self.spec.pooled_dim} "
                 f"and {self.spec.patch_dim}"
             )
-        return pooled.float(), patches.float()
+        return pooled.float().cpu(), patches.float().cpu()

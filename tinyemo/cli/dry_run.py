@@ -1,0 +1,340 @@
+"""`tinyemo dry-run paper`: the paper profile's architectures, shrunk, through every step on CPU.
+
+Offline and without downloads: the paper's vision tower (open_clip ViT-L/14) and LLMs
+(OpenELM-270M, TinyLlama-1.1B, Phi-2) are built from their configurations with random
+weights and only `--layers` transformer blocks, keeping every width, vocabulary, head count
+and the 256 image tokens. OpenELM is stood in for by a Llama whose head is its input
+embedding matrix and which exposes no output embeddings, as OpenELM's hub code does. Each
+LLM goes through pre-training (connector), fine-tuning (LoRA) and explaining (generation)
+on a few records with the paper profile's training settings: gradient accumulation 4 and
+gradient checkpointing on, mixed precision `no` (CPU). A shapes-only step with the model on
+PyTorch's `meta` device checks that every batch is moved to the model's device, and one
+pre-training runs on 2 processes under `accelerate launch`. Exit status 0 only when every
+step passes.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import traceback
+from types import SimpleNamespace
+
+import torch
+
+IMAGE_TOKENS = 256  # ViT-L/14 at 224 px: 16 x 16 patches
+PATCH_DIM = 1024
+ACCUMULATION = 4
+LLMS = {  # registry name -> (transformers class name, config of the real model)
+    "openelm-270m-instruct": ("tied", dict(vocab_size=32000, hidden_size=1280,
+                                           intermediate_size=3840, num_attention_heads=20,
+                                           num_key_value_heads=5, tie_word_embeddings=True)),
+    "tinyllama-1.1b-chat": ("llama", dict(vocab_size=32000, hidden_size=2048,
+                                          intermediate_size=5632, num_attention_heads=32,
+                                          num_key_value_heads=4)),
+    "phi-2": ("phi", dict(vocab_size=51200, hidden_size=2560, intermediate_size=10240,
+                          num_attention_heads=32, partial_rotary_factor=0.4)),
+}
+
+
+def peak_mb() -> float:
+    """The peak resident memory of this process and its finished children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)
+
+
+def build_llm(name: str, layers: int, seed: int = 0):
+    """(causal LM with random weights and `layers` blocks, byte-level tokenizer)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
+
+    from tinyemo.llm import tiny_tokenizer
+
+    class TiedHeadLlama(LlamaForCausalLM):
+        """Like OpenELM: the head is the input embedding matrix, no output embeddings."""
+
+        def get_output_embeddings(self):
+            return None
+
+    kind, settings = LLMS[name]
+    tokenizer = tiny_tokenizer()
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM),
+                                 "tied": (LlamaConfig, TiedHeadLlama),
+                                 "phi": (PhiConfig, PhiForCausalLM)}[kind]
+    config = config_class(num_hidden_layers=layers, max_position_embeddings=2048,
+                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id, **settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_class(config)
+    if kind == "tied":
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval(), tokenizer
+
+
+def build_vision_tower(layers: int, seed: int = 0):
+    """open_clip ViT-L/14 with random weights and `layers` vision blocks (text tower: 1)."""
+    import open_clip
+
+    from tinyemo import registry
+    from tinyemo.vision.base import VisionTower
+    from tinyemo.vision.clip import OpenClipTower
+
+    config = copy.deepcopy(open_clip.get_model_config("ViT-L-14"))
+    config["vision_cfg"]["layers"] = max(2, layers)
+    config["text_cfg"]["layers"] = 1
+
+    class ReducedClip(OpenClipTower):
+        def __init__(self):
+            VisionTower.__init__(self, registry.vision_tower_spec("clip-vit-l-14"))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.visual = open_clip.CLIP(**config).visual
+            self.transform = open_clip.image_transform(config["vision_cfg"]["image_size"],
+                                                       is_train=False)
+            self.freeze()
+
+    return ReducedClip()
+
+
+def records(n: int) -> list[dict]:
+    answers = ["The sky is grey and the figure sits alone.", "Bright balloons over a party."]
+    return [{"id": f"d{i}", "image": f"images/{i:03d}.jpg", "conversations": [
+        {"from": "human", "value": "<image>\nWhat emotion does the image evoke? Explain."},
+        {"from": "gpt", "value": f"{answers[i % 2]} Emotion: {'sadness' if i % 2 == 0 else 'joy'}"},
+    ]} for i in range(n)]
+
+
+def mmllm(name: str, layers: int):
+    from tinyemo.mmllm.model import TinyLlava
+
+    llm, tokenizer = build_llm(name, layers)
+    torch.manual_seed(0)
+    return TinyLlava(llm, PATCH_DIM, IMAGE_TOKENS), tokenizer
+
+
+def train_config(n_records: int, max_steps: int = 1):
+    from tinyemo.mmllm.train import TrainConfig
+
+    return TrainConfig(batch_size=n_records, lr=1e-3, max_steps=max_steps, checkpoint_every=0,
+                       gradient_accumulation_steps=ACCUMULATION, gradient_checkpointing=True,
+                       mixed_precision="no")
+
+
+def examples_for(tokenizer, n: int):
+    from tinyemo.mmllm.data import build_examples
+
+    return build_examples(records(n), tokenizer, [f"{i:03d}" for i in range(n)], IMAGE_TOKENS,
+                          max_length=512)
+
+
+def pretrain(model, tokenizer, patches, n: int, accelerator=None):
+    from tinyemo.mmllm import artifact
+    from tinyemo.mmllm.data import pad_id_of
+    from tinyemo.mmllm.train import train
+
+    artifact.set_trainable(model, "connector")
+    result = train(model, examples_for(tokenizer, n), patches, pad_id_of(tokenizer),
+                   train_config(n), accelerator=accelerator)
+    return {"loss": result.log[-1]["loss"], "samples_per_second": round(result.samples_per_second, 3)}
+
+
+def finetune(model, tokenizer, patches, n: int):
+    from tinyemo.mmllm import artifact
+    from tinyemo.mmllm.data import pad_id_of
+    from tinyemo.mmllm.train import train
+
+    torch.manual_seed(0)
+    artifact.add_lora(model, r=8, alpha=16, dropout=0.05, targets="all-linear")
+    artifact.set_trainable(model, "lora")
+    result = train(model, examples_for(tokenizer, n), patches, pad_id_of(tokenizer), train_config(n))
+    return {"loss": result.log[-1]["loss"]}
+
+
+def explain(model, tokenizer, patches):
+    from tinyemo.mmllm import infer
+
+    model.eval()
+    prompt = infer.generative_prompt(["joy", "sadness", "fear"])
+    answer = infer.generate(model, tokenizer, [prompt], patches[:1], max_new_tokens=4)[0]
+    return {"answer_chars": len(answer)}
+
+
+def shapes_only_step(model, tokenizer, patches, n: int):
+    """A training step and a generation on the `meta` device (shapes only): a batch left on
+    the CPU fails as it would on a GPU. The decoder (whose attention masks read values) and
+    the LLM's `generate` are stood in for by checks that their inputs are on `meta`."""
+    from accelerate import Accelerator
+    from torch.fx.experimental import _config
+
+    from tinyemo.mmllm import infer
+
+    class MetaAccelerator(Accelerator):
+        @property
+        def device(self):
+            return torch.device("meta")
+
+    class Reached(Exception):
+        pass
+
+    def on_meta(*tensors):
+        if not all(t.is_meta for t in tensors if torch.is_tensor(t)):
+            raise RuntimeError(f"a batch reached the model on {[t.device for t in tensors]}, "
+                               "not on the model's device")
+
+    def decoder_stand_in(inputs_embeds, attention_mask=None, **kwargs):
+        on_meta(inputs_embeds, attention_mask)
+        return SimpleNamespace(last_hidden_state=inputs_embeds * 1.0)
+
+    def generate_stand_in(**kwargs):
+        on_meta(*kwargs.values())
+        raise Reached
+
+    model = model.to("meta")
+    causal = model.causal_lm()
+    getattr(causal, causal.base_model_prefix).forward = decoder_stand_in
+    before = _config.meta_nonzero_assume_all_nonzero
+    _config.meta_nonzero_assume_all_nonzero = True
+    try:
+        pretrain(model, tokenizer, patches, n, accelerator=MetaAccelerator(
+            cpu=True, gradient_accumulation_steps=ACCUMULATION))
+        model.llm.generate = generate_stand_in
+        try:
+            explain(model, tokenizer, patches)
+        except Reached:
+            pass
+    finally:
+        _config.meta_nonzero_assume_all_nonzero = before
+    return {}
+
+
+def patches_for(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, IMAGE_TOKENS, PATCH_DIM, generator=torch.Generator().manual_seed(seed))
+
+
+def two_processes(name: str, layers: int, n: int):
+    accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
+    command = [accelerate if os.path.exists(accelerate) else "accelerate", "launch",
+               "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+               "no", "--dynamo_backend", "no", "-m", "tinyemo.cli.dry_run", "--worker", name,
+               "--layers", str(layers), "--records", str(n)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"accelerate launch failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker(name: str, layers: int, n: int) -> int:
+    """One of the processes of `two_processes`: the pre-training of `name`."""
+    from tinyemo.mmllm.train import make_accelerator
+
+    accelerator = make_accelerator(train_config(n))
+    model, tokenizer = mmllm(name, layers)
+    out = pretrain(model, tokenizer, patches_for(n), n, accelerator)
+    if accelerator.is_main_process:
+        print(json.dumps({"processes": accelerator.num_processes, **out}))
+    return 0
+
+
+def steps(layers: int, n: int, llms=tuple(LLMS), processes: bool = True):
+    """(name, thunk) of every step, in order."""
+    state = {}
+
+    def encode():
+        from PIL import Image
+
+        tower = build_vision_tower(layers)
+        generator = torch.Generator().manual_seed(0)
+        images = [Image.fromarray((torch.rand(224, 224, 3, generator=generator) * 255)
+                                  .to(torch.uint8).numpy()) for _ in range(n)]
+        _, patches = tower(tower.preprocess(images))
+        if tuple(patches.shape) != (n, IMAGE_TOKENS, PATCH_DIM):
+            raise RuntimeError(f"ViT-L/14 patches {tuple(patches.shape)}")
+        state["patches"] = patches
+        return {"patches": list(patches.shape)}
+
+    plan = [("encode", encode)]
+    for name in llms:
+        def fresh(name=name):
+            state[name] = mmllm(name, layers)
+            return {"parameters": sum(p.numel() for p in state[name][0].parameters())}
+
+        plan += [
+            (f"{name}:build", fresh),
+            (f"{name}:pretrain", lambda name=name: pretrain(*state[name], state["patches"], n)),
+            (f"{name}:finetune", lambda name=name: finetune(*state[name], state["patches"], n)),
+            (f"{name}:explain", lambda name=name: explain(*state.pop(name), state["patches"])),
+            (f"{name}:devices", lambda name=name: shapes_only_step(*mmllm(name, layers),
+                                                                   state["patches"], n)),
+        ]
+    if processes:
+        plan.append((f"{llms[0]}:pretrain on 2 processes",
+                     lambda: two_processes(llms[0], layers, 2 * n)))
+    return plan
+
+
+def run_steps(plan) -> list[dict]:
+    report = []
+    for name, thunk in plan:
+        started = time.perf_counter()
+        try:
+            detail, status = thunk() or {}, "passed"
+        except Exception as err:  # a failed step is reported, the others still run
+            detail, status = {"error": f"{type(err).__name__}: {err}",
+                              "where": traceback.format_exc(limit=-2).strip()[-600:]}, "failed"
+        report.append({"step": name, "status": status,
+                       "seconds": round(time.perf_counter() - started, 2),
+                       "peak_memory_mb": peak_mb(), **detail})
+    return report
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "dry-run", help="run the paper profile's architectures, shrunk, through every step on CPU",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  tinyemo dry-run paper --json")
+    parser.add_argument("profile", choices=("paper",), help="the profile whose models are checked")
+    parser.add_argument("--layers", type=int, default=1, help="transformer blocks per LLM (default 1)")
+    parser.add_argument("--records", type=int, default=ACCUMULATION,
+                        help=f"training records, a multiple of {ACCUMULATION} (default {ACCUMULATION}; "
+                        "twice as many on 2 processes)")
+    parser.add_argument("--llm", action="append", choices=tuple(LLMS),
+                        help="check only these LLMs (repeatable; default: all)")
+    parser.add_argument("--no-processes", action="store_true",
+                        help="skip the 2-process run under accelerate launch")
+    parser.add_argument("--json", action="store_true", help="print the steps as JSON")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    from tinyemo.cli import CommandError
+
+    if args.layers < 1 or args.records < ACCUMULATION or args.records % ACCUMULATION:
+        raise CommandError(f"--layers must be >= 1 and --records a positive multiple of "
+                           f"{ACCUMULATION} (the accumulation steps)")
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    report = run_steps(steps(args.layers, args.records, tuple(args.llm or LLMS),
+                             not args.no_processes))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for row in report:
+            extra = row.get("error", "")
+            print(f"{row['status']:>6}  {row['seconds']:7.1f} s  {row['peak_memory_mb']:8.0f} MiB  "
+                  f"{row['step']}  {extra}")
+    return 0 if all(row["status"] == "passed" for row in report) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m tinyemo.cli.dry_run")
+    parser.add_argument("--worker", choices=tuple(LLMS), required=True)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--records", type=int, default=ACCUMULATION)
+    worker_args = parser.parse_args()
+    raise SystemExit(worker(worker_args.worker, worker_args.layers, worker_args.records))
