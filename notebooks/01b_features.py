@@ -14,36 +14,35 @@
 # # 01b · Features
 #
 # The vision tower is frozen in every part of TinyEmo, so each image needs to be encoded
-# only once. This stage caches two kinds of embedding per image, as safetensors files in
-# `data/features/<dataset>/<split>.safetensors` (with a JSON sidecar of ids and labels):
+# only once. Stage `encode` (one DVC stage per dataset of `encode.datasets` in
+# `params.yaml`, command `tinyemo encode NAME`) did that; this notebook looks at what it
+# wrote. Per image there are two kinds of embedding, in `data/features/<dataset>/<split>/`
+# as safetensors shards with a JSON sidecar of ids and labels and a manifest:
 #
 # - a **pooled** embedding, the input of the Metric Projector (the paper uses CLIP
-#   ViT-L/14's `encode_image`, 768-d; the default profile's EfficientNet-Lite0 gives the
-#   global average of its 1280-channel head);
+#   ViT-L/14's `encode_image`, 768-d, unnormalised, fp16; the default profile's
+#   EfficientNet-Lite0 gives the global average of its 1280-channel head);
 # - a **patch grid**, the input of the MM-LLM connector (the paper: the penultimate layer's
-#   patch tokens; EfficientNet-Lite0: the 7x7 grid of its last block, 320-d, stored as
-#   float16).
+#   patch tokens; EfficientNet-Lite0: the 7x7 grid of its last block, 320-d), stored as
+#   float16 and read from disk batch by batch, never loaded whole.
 #
-# Two datasets:
+# The default profile has two datasets:
 #
-# - **EmoScenes** (stage `synthesize`), encoded here with the profile's tower. Labels are
+# - **EmoScenes** (stage `synthesize`), encoded with the profile's tower. Labels are
 #   Mikels-8 after label noise, the labels every model trains and is scored on.
 # - **Emotion6**, real photographs, as the CLIP ViT-L/14 features that the TinyEmo
-#   repository ships (`Emotion6/images/<split>/<emotion>/<id>.pt`). They are read, not
-#   encoded: found through `$TINYEMO_DATA_DIR`, else downloaded once from the repository
-#   at a pinned commit. Only `train/` ships with this project. Upstream selected models on
-#   its test set (its `validation/` is a copy of `test/`); here a seeded, stratified
-#   validation split is carved from `train/`, and a `test/` folder is used, when present,
-#   only for final reporting. Emotion6 shares its images with EmotionROI, so no model may
-#   train on one and call the other zero-shot.
+#   repository ships (`Emotion6/images/<split>/<emotion>/<id>.pt`), copied into
+#   `data/raw/emotion6-clip/` by stage `fetch-emotion6` and stored, not encoded. Only
+#   `train/` ships with this project. Upstream selected models on its test set (its
+#   `validation/` is a copy of `test/`); here a seeded, stratified validation split is
+#   carved from `train/`, and a `test/` folder is used, when present, only for final
+#   reporting. Emotion6 shares its images with EmotionROI, so no model may train on one and
+#   call the other zero-shot.
 
 # %% tags=["parameters"]
 profile = "default"
-seed = 0
 threads = 2
 vision_tower = "efficientnet-lite0"
-batch_size = 32
-emotion6_val_fraction = 0.2
 
 # %%
 import json
@@ -52,42 +51,33 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import featurize, paths
-from tinyemo.features import feature_path
-from tinyemo.vision import load_vision_tower
 
 torch.set_num_threads(threads)
 out = paths.stage_results("features")
 (out / "figures").mkdir(parents=True, exist_ok=True)
-metrics = {"profile": profile, "vision_tower": vision_tower, "emoscenes": {}, "emotion6": {}}
+metrics = {"profile": profile, "vision_tower": vision_tower}
 
 # %% [markdown]
-# ## EmoScenes
+# ## What was encoded
 #
-# Each split is encoded in batches; the throughput is recorded because it bounds what a
-# bigger EmoScenes would cost on this machine.
+# Per dataset and split: the number of images, the embedding widths and the images per
+# class; the throughput of the encoding run (images per second on this machine) bounds what
+# a bigger dataset would cost. Images that could not be read were skipped and counted.
 
 # %%
-tower = load_vision_tower(vision_tower)
-emoscenes = {}
-for split in ("train", "val", "test"):
-    features, rate = featurize.encode_emoscenes(tower, split, batch_size)
-    features.save(feature_path("emoscenes", split))
-    emoscenes[split] = features
-    metrics["emoscenes"][split] = {**featurize.summary(features), "images_per_second": round(rate, 1)}
-metrics["emoscenes"]
-
-# %% [markdown]
-# ## Emotion6
-
-# %%
-sets, source = featurize.emotion6_splits(emotion6_val_fraction, seed)
-for split, features in sets.items():
-    features.save(feature_path("emotion6", split))
-    metrics["emotion6"][split] = featurize.summary(features)
-metrics["emotion6_source"] = source
-metrics["emotion6_has_test"] = "test" in sets
-print("Emotion6 from", source)
-metrics["emotion6"]
+datasets = featurize.load_all()
+for name, splits in datasets.items():
+    run = featurize.encode_metrics(name)
+    metrics[name] = {}
+    for split, features in splits.items():
+        rate = run.get("splits", {}).get(split, {}).get("images_per_second")
+        metrics[name][split] = {**featurize.summary(features), "images_per_second": rate}
+    metrics[name]["skipped"] = run.get("skipped", {})
+    metrics[name]["source"] = run.get("source", {})
+    print(f"{name}: {run.get('vision_tower', '?')}, skipped {run.get('skipped') or 'none'}")
+metrics["emotion6_has_test"] = "test" in datasets.get("emotion6", {})
+{name: {split: (s["n"], s.get("images_per_second")) for split, s in m.items() if "n" in s}
+ for name, m in metrics.items() if isinstance(m, dict) and name in datasets}
 
 # %% [markdown]
 # ## A first look
@@ -97,11 +87,8 @@ metrics["emotion6"]
 # what the Metric Projector has to untangle.
 
 # %%
-figure = featurize.plot_pca(
-    {f"EmoScenes train ({vision_tower})": emoscenes["train"],
-     "Emotion6 train (CLIP ViT-L/14)": sets["train"]},
-    out / "figures" / "pca.png",
-)
+panels = {f"{name} train": splits["train"] for name, splits in datasets.items() if "train" in splits}
+figure = featurize.plot_pca(panels, out / "figures" / "pca.png")
 display(Image(filename=str(figure)))
 
 # %%

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tinyemo import config, runner
+from tinyemo.stages import COMMANDS_BEFORE
 
 from .conftest import SmokePipeline, working_directory
 
@@ -25,6 +26,8 @@ def bias_run(tmp_path_factory):
     with working_directory(pipeline.root):
         config.write_params("smoke")
         for stage in STAGES:
+            if stage == COMMANDS_BEFORE:
+                pipeline.run_commands()  # fetch-emotion6 and encode, as dvc.yaml runs them
             runner.run(stage)
     return pipeline.root, pipeline.metrics("bias")
 

@@ -180,3 +180,28 @@ def test_a_tarball_with_a_climbing_member_writes_nothing_outside_the_cache(tmp_p
     root = emotion6.locate_emotion6()
     everything = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert everything == [(root / "Emotion6/images/train/joy/1.pt").relative_to(tmp_path).as_posix()]
+
+
+def test_fetch_copies_the_features_with_a_checksum_of_the_files(tmp_path, monkeypatch):
+    source = tmp_path / "upstream"
+    write_folder(source / "Emotion6" / "images" / "train", {"joy": 3, "fear": 2})
+    write_folder(source / "Emotion6" / "images" / "validation", {"joy": 1})
+    monkeypatch.setenv(emotion6.ENV_VAR, str(source))
+    target = tmp_path / "data" / "raw" / "emotion6-clip"
+    info = emotion6.fetch(target)
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*.pt"))
+    assert files == [f"Emotion6/images/train/{e}/{i}.pt" for e, n in (("fear", 2), ("joy", 3)) for i in range(n)]
+    assert info["n_files"] == 5 and info["splits"] == ["train"] and info["source"] == "$TINYEMO_DATA_DIR (folder upstream/)"
+    assert emotion6.read_source(target) == info and emotion6.is_feature_root(target)
+    assert [p.name for p in target.parent.iterdir()] == ["emotion6-clip"]  # no temporary leftovers
+    _, before = emotion6.files_checksum(target / "Emotion6" / "images")
+    assert before == info["files_sha256"]
+    torch.save(torch.full((8,), 7.0, dtype=torch.float16), target / "Emotion6/images/train/joy/0.pt")
+    assert emotion6.files_checksum(target / "Emotion6" / "images")[1] != before
+
+
+def test_a_folder_of_images_is_not_a_feature_root(tmp_path):
+    (tmp_path / "Emotion6" / "images" / "train" / "joy").mkdir(parents=True)
+    (tmp_path / "Emotion6" / "images" / "train" / "joy" / "1.jpg").write_bytes(b"")
+    assert not emotion6.is_feature_root(tmp_path)
+    assert not emotion6.is_feature_root(tmp_path / "nowhere")

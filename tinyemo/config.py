@@ -99,9 +99,54 @@ class SynthesizeParams(Section):
         return biases
 
 
-class FeaturesParams(Section):
-    batch_size: int = Field(32, ge=1)
-    emotion6_val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+class DatasetRoot(Section):
+    root: str  # the dataset's folder, relative to the repository (a DVC dependency)
+
+    @field_validator("root")
+    @classmethod
+    def _relative(cls, root: str) -> str:
+        if Path(root).is_absolute() or ".." in Path(root).parts:
+            raise ValueError(f"dataset roots are paths inside the repository (data/raw/NAME), got {root!r}")
+        return root
+
+
+class EncodeParams(Section):
+    datasets: dict[str, DatasetRoot]  # name (tinyemo.datasets) -> its root; one encode stage each
+    batch_size: int = Field(32, ge=1)  # images per forward pass
+    num_workers: int = Field(0, ge=0)  # DataLoader processes that open and preprocess images
+    shard_size: int = Field(10_000, ge=1)  # images per shard: the most rows held in memory
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # autocast dtype; pooled features stored in it
+    device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N
+    patches: list[str] = []  # datasets whose patch grids are kept (the MM-LLM's input)
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # precomputed Emotion6: val carved from train
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, datasets: dict) -> dict:
+        import re
+
+        bad = [name for name in datasets if not re.match(r"^[a-z0-9][a-z0-9_-]*$", name)]
+        if bad:
+            raise ValueError(f"dataset names {bad} must be lower-case letters, digits, - and _")
+        if not datasets:
+            raise ValueError("list at least one dataset to encode")
+        return datasets
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        import re
+
+        if not re.match(r"^(auto|cpu|cuda(:\d+)?|mps)$", device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+        return device
+
+    @model_validator(mode="after")
+    def _patches_of_listed(self) -> "EncodeParams":
+        unknown = sorted(set(self.patches) - set(self.datasets))
+        if unknown:
+            raise ValueError(f"patches lists {unknown}, not in datasets ({', '.join(self.datasets)}); add or remove them")
+        return self
 
 
 def known_datasets() -> tuple[str, ...]:
@@ -192,7 +237,7 @@ SECTION_SCHEMAS: dict[str, type[Section]] = {
     "base": BaseParams,
     "assets": AssetsParams,
     "synthesize": SynthesizeParams,
-    "features": FeaturesParams,
+    "encode": EncodeParams,
     "paper_table": PaperTableParams,
 }
 

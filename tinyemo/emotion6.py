@@ -10,9 +10,18 @@ image. The data directory is, in order:
 Upstream ships `test/` and an identical `validation/`; model selection on the test set is one
 of its defects. Here validation is carved from `train/` (seeded, stratified) and `test/` is
 used only when present, only for final reporting; `validation/` is never read.
+
+The pipeline does not read that folder directly: stage `fetch-emotion6` copies it into
+`data/raw/emotion6-clip/` (a versioned folder like every other dataset root), recording a
+SHA-256 of the copied files; stage `encode` recognises a root of precomputed features
+(`is_feature_root`) and stores them as a feature set instead of running a vision tower.
+The download tarball has no published checksum (GitHub builds it on request), so the
+check is on the extracted files.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tarfile
@@ -22,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
+from tinyemo import paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.features import FeatureSet
 from tinyemo.taxonomy import EKMAN6
@@ -33,6 +43,9 @@ UPSTREAM_URL = f"https://codeload.github.com/{UPSTREAM_REPO}/tar.gz/{UPSTREAM_CO
 UPSTREAM_DIR = "projector_mps/sample_data/Emotion6"  # holds Emotion6/images/<split>/
 IMAGES = Path("Emotion6") / "images"
 USED_SPLITS = ("train", "test")  # upstream's validation/ duplicates test/: never used
+UPSTREAM_TOWER = "clip-vit-l-14"  # the registry name of the tower upstream's features come from
+FETCHED = paths.DATA / "raw" / "emotion6-clip"  # stage `fetch-emotion6` copies the features here
+SOURCE_FILE = "SOURCE.json"  # where the copy came from and the checksum of its files
 
 
 class DataUnavailableError(FileNotFoundError, TinyEmoError):
@@ -185,13 +198,75 @@ def read_feature_folder(folder: Path, label_names: tuple[str, ...] = EKMAN6) -> 
 
 
 def carve_validation(features: FeatureSet, fraction: float, seed: int) -> tuple[FeatureSet, FeatureSet]:
-    """(train, val): a seeded split stratified by label, `fraction` of rows going to val."""
-    import numpy as np
-    from sklearn.model_selection import train_test_split
+    """(train, val): `fraction` of each label's rows to val, by the datasets' one seeded,
+    stratified split (`tinyemo.datasets.stratified_split`); rows keep their order."""
+    from tinyemo.datasets import stratified_split
 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction}")
-    rows = np.arange(len(features))
-    train, val = train_test_split(rows, test_size=fraction, random_state=seed,
-                                  stratify=features.labels)
-    return features.subset(np.sort(train)), features.subset(np.sort(val))
+    split_of = stratified_split(features.ids, features.labels, {"val": fraction}, seed)
+    rows = {name: [i for i, id_ in enumerate(features.ids) if split_of[id_] == name] for name in ("train", "val")}
+    return features.subset(rows["train"]), features.subset(rows["val"])
+
+
+def precomputed_splits(root: Path, val_fraction: float, seed: int) -> dict[str, FeatureSet]:
+    """{"train", "val"[, "test"]} from a root of upstream's `.pt` features (val carved from train)."""
+    folders = split_folders(root)
+    train, val = carve_validation(read_feature_folder(folders["train"]), val_fraction, seed)
+    sets = {"train": train, "val": val}
+    if "test" in folders:
+        sets["test"] = read_feature_folder(folders["test"])
+    for split, features in sets.items():
+        features.meta.update(dataset="emotion6", split=split, vision_tower=UPSTREAM_TOWER,
+                             encoded_by=f"github.com/{UPSTREAM_REPO} (precomputed)")
+    return sets
+
+
+def is_feature_root(root: Path) -> bool:
+    """Whether `root` holds upstream's precomputed features rather than images."""
+    train = Path(root) / IMAGES / "train"
+    return train.is_dir() and any(train.glob("*/*.pt"))
+
+
+def files_checksum(folder: Path) -> tuple[int, str]:
+    """(number of files, SHA-256 over their sorted relative paths and contents) below `folder`."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(folder).rglob("*.pt") if p.is_file())
+    for path in files:
+        digest.update(f"{path.relative_to(folder).as_posix()}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return len(files), digest.hexdigest()
+
+
+def fetch(target: Path = FETCHED) -> dict:
+    """Copy the located features (train/, and test/ when present) into `target`; return its SOURCE.json.
+
+    The copy goes to a temporary sibling renamed at the end: an interrupted fetch leaves nothing
+    that looks complete.
+    """
+    root = locate_emotion6()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for split, folder in split_folders(root).items():
+            shutil.copytree(folder, tmp / IMAGES / split)
+        n_files, checksum = files_checksum(tmp / IMAGES)
+        source = {"source": describe_source(root), "upstream": f"github.com/{UPSTREAM_REPO}",
+                  "commit": UPSTREAM_COMMIT, "splits": sorted(split_folders(tmp)),
+                  "n_files": n_files, "files_sha256": checksum}
+        (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return source
+
+
+def read_source(root: Path) -> dict:
+    """SOURCE.json of a fetched copy, or the checksum of a folder that has none."""
+    path = Path(root) / SOURCE_FILE
+    if path.exists():
+        return json.loads(path.read_text())
+    n_files, checksum = files_checksum(Path(root) / IMAGES)
+    return {"source": Path(root).name, "n_files": n_files, "files_sha256": checksum}

@@ -1,59 +1,31 @@
-"""Stage `features`: encode EmoScenes with the frozen vision tower, gather Emotion6's features.
+"""Stage `features`: a look at what stage `encode` wrote (sizes, classes, throughput, PCA).
 
-EmoScenes images go through the profile's tower once: the pooled embedding feeds the
-Metric Projector, the patch grid the MM-LLM connector. Emotion6 comes as upstream's CLIP
-ViT-L/14 embeddings: its `train/` is split into train and a seeded, stratified validation
-set; its `test/` (when present) is kept for final reporting only.
+Encoding itself lives in `tinyemo.encode` (one DVC stage per dataset); this module only
+summarises the feature sets it produced, for the stage's notebook.
 """
 from __future__ import annotations
 
-import time
+import json
 from collections import Counter
 from pathlib import Path
 
-from tinyemo import emotion6, paths
-from tinyemo.features import FeatureSet
-from tinyemo.scenes import load_scene_records
-from tinyemo.taxonomy import MIKELS8
-from tinyemo.vision import encode_images
+from tinyemo import paths
+from tinyemo.features import FeatureError, FeatureSet, available_splits, encoded_datasets, load_features
 
 
-def encode_emoscenes(tower, split: str, batch_size: int, root: Path = paths.EMOSCENES) -> tuple[FeatureSet, float]:
-    """The features of one EmoScenes split (labels: Mikels-8 after noise) and images/second."""
-    records = load_scene_records(root, split)
-    if not records:
-        raise ValueError(f"EmoScenes has no {split} images in {root}; run `dvc repro synthesize`")
-    images = [r.image_path(root) for r in records]
-    missing = [path for path in images if not path.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} {split} images listed in scenes.jsonl are missing (e.g. "
-            f"{missing[0]}); run `dvc repro synthesize` to regenerate EmoScenes"
-        )
-    started = time.perf_counter()
-    pooled, patches = encode_images(tower, images, batch_size)
-    rate = len(records) / (time.perf_counter() - started)
-    grid = {"patch_tokens": patches.shape[1], "patch_dim": patches.shape[2]}
-    features = FeatureSet(
-        ids=[r.id for r in records], pooled=pooled, labels=[r.label for r in records],
-        label_names=MIKELS8, patches=patches,
-        meta={"dataset": "emoscenes", "split": split, "vision_tower": tower.spec.name, **grid},
-    )
-    return features, rate
+def load_all(root: Path = paths.FEATURES) -> dict[str, dict[str, FeatureSet]]:
+    """{dataset: {split: features}} of every dataset `encode` has written."""
+    names = encoded_datasets(root)
+    if not names:
+        raise FeatureError(f"{root} holds no encoded dataset; run `dvc repro encode` first")
+    return {name: {split: load_features(name, split, root) for split in available_splits(name, root)}
+            for name in names}
 
 
-def emotion6_splits(val_fraction: float, seed: int) -> tuple[dict[str, FeatureSet], str]:
-    """{"train", "val"[, "test"]} feature sets, and where the data came from (no absolute path)."""
-    root = emotion6.locate_emotion6()
-    folders = emotion6.split_folders(root)
-    full_train = emotion6.read_feature_folder(folders["train"])
-    train, val = emotion6.carve_validation(full_train, val_fraction, seed)
-    sets = {"train": train, "val": val}
-    if "test" in folders:
-        sets["test"] = emotion6.read_feature_folder(folders["test"])
-    for split, features in sets.items():
-        features.meta.update(dataset="emotion6", split=split, encoder="CLIP ViT-L/14 (upstream)")
-    return sets, emotion6.describe_source(root)
+def encode_metrics(dataset: str, results: Path = paths.RESULTS) -> dict:
+    """results/encode/<dataset>/metrics.json (images/s, skipped images, source), or {}."""
+    path = Path(results) / "encode" / dataset / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def summary(features: FeatureSet) -> dict:

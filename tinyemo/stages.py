@@ -28,7 +28,7 @@ STAGES: dict[str, Stage] = {
     for stage in (
         Stage("assets", "00_assets.py", "assets"),
         Stage("synthesize", "01_synthesize.py", "synthesize"),
-        Stage("features", "01b_features.py", "features"),
+        Stage("features", "01b_features.py", None),
         Stage("projector", "04_projector.py", "projector"),
         Stage("ablate", "04b_ablate.py", "ablate"),
         Stage("pretrain", "02_pretrain.py", "pretrain"),
@@ -45,3 +45,18 @@ def stage(name: str) -> Stage:
         return STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; valid stages: {', '.join(STAGES)}") from None
+
+
+# Stages that run a command instead of a notebook (dvc.yaml): `fetch-emotion6`, then `encode`
+# once per dataset of `encode.datasets`. They come before this notebook stage, the first
+# that reads data/features.
+COMMANDS_BEFORE = "features"
+
+
+def command_lines(params: dict) -> list[list[str]]:
+    """The `tinyemo` arguments of those command stages for a rendered params tree, in order."""
+    from tinyemo import emotion6
+
+    datasets = params["encode"]["datasets"]
+    fetch = [["fetch-emotion6"]] if any(Path(d["root"]) == emotion6.FETCHED for d in datasets.values()) else []
+    return fetch + [["encode", name] for name in datasets]

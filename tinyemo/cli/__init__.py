@@ -10,7 +10,8 @@ from tinyemo.errors import CommandError, TinyEmoError
 
 __all__ = ["CommandError", "build_parser", "int_at_least", "main", "positive_int"]
 
-COMMAND_MODULES = ("profile", "stage", "explain", "classify", "evaluate", "ablate_run", "data", "dry_run")
+COMMAND_MODULES = ("profile", "stage", "data", "fetch_emotion6", "encode", "explain", "classify",
+                   "evaluate", "ablate_run", "dry_run")
 
 
 def build_parser() -> argparse.ArgumentParser:
