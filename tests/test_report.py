@@ -42,6 +42,8 @@ def test_build_writes_the_index_and_headlines_into_reports_only(in_tmp):
     assert "| **total** | 73.0 |" in text
     assert "| synthesize | note | two lines \\| here |" in text
     assert "| synthesize | n_images | 100 |" in text and "missing.key" not in text
+    assert json.loads((in_tmp / "reports/headlines.json").read_text()) == {
+        "synthesize.n_images": 100, "synthesize.note": "two\nlines | here"}
     assert (in_tmp / "reports/assets/figures/plot.png").exists()
     index = (in_tmp / "reports/README.md").read_text()
     assert "sanity.top1_is_cat" in index and "Test CPU" in index

@@ -2,9 +2,10 @@
 
 The report stage gathers what the other stages wrote into `results/<stage>/` (metrics.json,
 Markdown tables and reports, figures, provenance) and writes `reports/README.md`, an index a
-reviewer can read top to bottom, and `reports/headlines.md`, the headline tables the
-repository's README links to. The stage never writes outside `reports/`: the committed
-`reports/` folder is what a clone shows before anything has run.
+reviewer can read top to bottom; `reports/headlines.md`, the headline tables the repository's
+README links to; and `reports/headlines.json`, the same numbers as the one small file
+`dvc metrics show` lists. The stage never writes outside `reports/`: the committed `reports/`
+folder is what a clone shows before anything has run.
 """
 from __future__ import annotations
 
@@ -20,16 +21,18 @@ HEADLINES: dict[str, list[str]] = {
     "assets": ["vision.top1_expected", "vision.expected_probability", "llm.continuation"],
     "synthesize": [
         "n_images", "noise_rate_test", "rule_accuracy_test", "bias_strength_train",
-        "bias_strength_test", "reasoning_distinct_ratio",
+        "bias_strength_test", "reasoning_distinct_ratio", "teacher_fallbacks",
     ],
     "features": ["emoscenes.train.images_per_second"],
     "projector": [
-        "emotion6.tuned_recipe.val.top1.mean", "emotion6.tuned_recipe.val.top1.std",
-        "emotion6.paper_recipe.val.top1.mean", "emotion6.logistic_regression.val.top1",
-        "emotion6.nearest_centroid.val.top1", "emotion6.tuned_recipe.train_seconds.mean",
+        "emotion6.selection.selected", "emotion6.held_out_top1.test.shipped projector",
+        "emotion6.held_out_top1.test.paper recipe", "emotion6.held_out_top1.test.logistic regression",
+        "emotion6.held_out_top1.test.nearest centroid", "emotion6.held_out_top1.test.random anchors",
+        "emotion6.held_out_top1.test.shipped minus logistic (points)",
         "emotion6.zeroshot.llm.held_out_top1", "emotion6.zeroshot.sentence.held_out_top1",
-        "emotion6.zeroshot.random.held_out_top1", "emoscenes.tuned_recipe.test.top1.mean",
-        "emoscenes.paper_recipe.test.top1.mean", "emoscenes.logistic_regression.test.top1",
+        "emotion6.zeroshot.random.held_out_top1",
+        "emoscenes.selection.selected", "emoscenes.held_out_top1.test.shipped projector",
+        "emoscenes.held_out_top1.test.paper recipe", "emoscenes.held_out_top1.test.logistic regression",
     ],
     "pretrain": ["val_loss_before", "val_loss_after", "image_reliance", "train_seconds"],
     "finetune": [
@@ -126,7 +129,8 @@ def machine_line(records: dict[str, dict], profile: str) -> str:
             f"{hw.get('torch_threads')}), {revisions}{dirty}.")
 
 
-def headline_table(records: dict[str, dict], headlines: dict[str, list[str]]) -> str:
+def headline_values(records: dict[str, dict], headlines: dict[str, list[str]]) -> list[list]:
+    """[stage, key, value] for every headline key the stages wrote (absent keys skipped)."""
     rows = []
     for stage, keys in headlines.items():
         metrics = records.get(stage, {}).get("metrics")
@@ -134,6 +138,11 @@ def headline_table(records: dict[str, dict], headlines: dict[str, list[str]]) ->
             continue
         flat = flatten(metrics)
         rows += [[stage, key, flat[key]] for key in keys if key in flat]
+    return rows
+
+
+def headline_table(records: dict[str, dict], headlines: dict[str, list[str]]) -> str:
+    rows = headline_values(records, headlines)
     return markdown_table(["stage", "metric", "value"], rows) if rows else ""
 
 
@@ -207,4 +216,6 @@ def build(profile: str, headlines: dict[str, list[str]] = HEADLINES, out: Path =
     copied = copy_stage_outputs(records, out)
     write_index(records, copied, headlines, profile, out)
     (out / "headlines.md").write_text(headlines_page(records, headlines, profile))
+    values = {f"{stage}.{key}": value for stage, key, value in headline_values(records, headlines)}
+    (out / "headlines.json").write_text(json.dumps(values, indent=1) + "\n")
     return {"stages_reported": list(records)}
