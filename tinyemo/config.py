@@ -174,7 +174,7 @@ def _check_datasets(names: list[str], what: str) -> list[str]:
 
 
 class PaperTableParams(Section):
-    """Section `paper_table`: the layout of the paper's Table VIII (notebooks/07_paper_table.py)."""
+    """Section `paper_table`: the layout of the paper's Table VIII (notebooks/08_paper_table.py)."""
 
     train_datasets: list[str] | list[list[str]]  # one training group, or a list of groups
     eval_datasets: list[str] = Field(min_length=1)  # the table's columns (test splits)

@@ -28,14 +28,14 @@ STAGES: dict[str, Stage] = {
     for stage in (
         Stage("assets", "00_assets.py", "assets"),
         Stage("synthesize", "01_synthesize.py", "synthesize"),
-        Stage("features", "01b_features.py", None),
-        Stage("projector", "04_projector.py", "projector"),
-        Stage("ablate", "04b_ablate.py", "ablate"),
-        Stage("pretrain", "02_pretrain.py", "pretrain"),
-        Stage("finetune", "03_finetune.py", "finetune"),
-        Stage("bias", "05_bias.py", "bias"),
-        Stage("paper_table", "07_paper_table.py", "paper_table"),
-        Stage("report", "06_report.py", None),
+        Stage("features", "02_features.py", None),
+        Stage("projector", "03_projector.py", "projector"),
+        Stage("ablate", "04_ablate.py", "ablate"),
+        Stage("pretrain", "05_pretrain.py", "pretrain"),
+        Stage("finetune", "06_finetune.py", "finetune"),
+        Stage("bias", "07_bias.py", "bias"),
+        Stage("paper_table", "08_paper_table.py", "paper_table"),
+        Stage("report", "09_report.py", None),
     )
 }
 

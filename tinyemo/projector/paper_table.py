@@ -1,4 +1,4 @@
-"""The `paper_table` stage: the paper's Table VIII, recomputed (notebooks/07_paper_table.py).
+"""The `paper_table` stage: the paper's Table VIII, recomputed (notebooks/08_paper_table.py).
 
 Rows are anchor sources x recipes: one row per LLM (anchors from its input-embedding table,
 `tinyemo.embedding_table` for hub models), per other meaningful source (a sentence encoder),

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 06 · Report
+# # 09 · Report
 #
 # Every stage of the pipeline wrote its metrics, tables, figures and a `provenance.json`
 # (parameters, code revision, package versions, hardware, wall time) into `results/<stage>/`.

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · The Metric Projector
+# # 03 · The Metric Projector
 #
 # TinyEmo classifies an image without running its LLM. A small MLP, the **Metric
 # Projector**, maps the frozen vision tower's pooled embedding into the LLM's

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · Fine-tune the MM-LLM and measure its reasoning
+# # 06 · Fine-tune the MM-LLM and measure its reasoning
 #
 # Stage 2 of TinyLLaVA's recipe: starting from the pre-trained connector (stage
 # `pretrain`), the connector **and the LLM** train on the instruct records. Each record is

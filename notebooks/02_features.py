@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 01b · Features
+# # 02 · Features
 #
 # The vision tower is frozen in every part of TinyEmo, so each image needs to be encoded
 # only once. Stage `encode` (one DVC stage per dataset of `encode.datasets` in

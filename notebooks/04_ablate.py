@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 04b · Ablations of the Metric Projector
+# # 04 · Ablations of the Metric Projector
 #
 # Which of the paper's choices matter? Each factor is varied **one at a time** around the
 # paper's configuration (cosine-embedding loss, bare label word, no synonyms, LLM

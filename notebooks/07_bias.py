@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · Semi-automated bias detection through the Metric Projector
+# # 07 · Semi-automated bias detection through the Metric Projector
 #
 # The paper claims that, because the projector maps images into the LLM's token-embedding
 # space, any word can be used as an anchor, which allows "indirect bias detection". It gives

@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 07 · The paper's Table VIII, recomputed
+# # 08 · The paper's Table VIII, recomputed
 #
 # The paper's main table trains **one** Metric Projector jointly on EmotionROI + WEBEmo +
 # EmoSet and scores it on eight datasets: the three it saw (in-domain) and five it never saw

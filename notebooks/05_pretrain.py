@@ -11,7 +11,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · Pre-train the MM-LLM's connector
+# # 05 · Pre-train the MM-LLM's connector
 #
 # TinyEmo's reasoning model is TinyLLaVA-shaped: a frozen **vision tower** turns the image
 # into a grid of patch tokens, a small **connector** (`mlp2x_gelu`: Linear, GELU, Linear)
