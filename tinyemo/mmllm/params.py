@@ -18,7 +18,12 @@ class TrainingParams(Section):
 
 
 class PretrainParams(TrainingParams):
-    connector: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"
+    n_records: int | None = Field(None, ge=0)  # LLM-in-the-loop records (None: all; 0: no such steps)
+    records: Literal["all", "captions"] = "all"  # which pre-training records (captions: only those)
+    connector: Literal["mlp2x_gelu", "linear", "word_grounded"] = "mlp2x_gelu"
+    match_word_norm: bool = False  # free connectors: start with tokens of word-embedding norm
+    top_k: int = Field(0, ge=0)  # word_grounded: distinct words per image (0: the top word per patch)
+    fit_epochs: int = Field(60, ge=0)  # word_grounded: epochs of the fit without the LLM
     n_val_records: int = Field(32, ge=1)  # held-out records for the loss before/after
 
 

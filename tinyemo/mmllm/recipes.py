@@ -1,7 +1,8 @@
 """The two training stages end to end, shared by the notebooks and `launch.py`.
 
 `pretrain_run`: a fresh connector on the frozen base LLM learns from the EmoScenes
-pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
+pre-training records (captions, visual QA, sentiment QA, or the captions only). The
+word-grounded connector is first fitted without the LLM, on the training captions' words. `finetune_run`: the pre-trained
 MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records,
 mixed with caption records of the training images (TinyLLaVA's fine-tuning mix holds
 captions too: they are short and name every object in the image).
@@ -21,8 +22,9 @@ import torch
 
 from tinyemo import config as tconfig
 from tinyemo.features import load_features
-from tinyemo.mmllm import artifact, ceiling
-from tinyemo.mmllm.data import build_examples, pad_id_of, subsample, training_batch
+from tinyemo.mmllm import artifact, ceiling, grounding
+from tinyemo.mmllm.connector import match_embedding_norm
+from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.train import TrainConfig, TrainResult, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
@@ -43,6 +45,8 @@ class Run:
     n_records: int
     trainable_parameters: int
     total_parameters: int
+    word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
+    vocabulary: grounding.Vocabulary | None = None  # and its words
 
 
 def section_from(name: str, namespace: dict) -> tconfig.Section:
@@ -57,10 +61,19 @@ def caption_records(split: str) -> list[dict]:
             if record["conversations"][0]["value"].endswith(CAPTION_QUESTION)]
 
 
+def caption_bags(split: str, feature_ids: list[str], vocabulary) -> "torch.Tensor":
+    """[N, W] caption bag of words of each feature row's image (zero rows: no caption)."""
+    text = {image_id(r): r["conversations"][1]["value"] for r in caption_records(split)}
+    return grounding.bag_of_words([text.get(i, "") for i in feature_ids], vocabulary)
+
+
 def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
                 n_image_tokens: int, params, n_captions: int | None = 0) -> list:
-    """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised."""
-    records = subsample(load_conversations(kind, split), n, seed)
+    """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised.
+    Pre-training params with `records: captions` draw the `n` from the captions only."""
+    pool = (caption_records(split) if kind == "pretrain" and getattr(params, "records", "all") == "captions"
+            else load_conversations(kind, split))
+    records = subsample(pool, n, seed)
     if n_captions != 0:
         records += subsample(caption_records(split), n_captions, seed + 1)
     return build_examples(records, tokenizer, features.ids, n_image_tokens,
@@ -74,8 +87,11 @@ def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig
 
 
 def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
-    result = train(model, examples, features.patches, pad_id_of(tokenizer),
-                   train_config(params, seed, max_steps), checkpoint_dir(out_dir), accelerator)
+    if examples:
+        result = train(model, examples, features.patches, pad_id_of(tokenizer),
+                       train_config(params, seed, max_steps), checkpoint_dir(out_dir), accelerator)
+    else:
+        result = TrainResult(0, 0, 0.0, 0)
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
     return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
                sum(n for n, _ in counts))
@@ -88,20 +104,44 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
 
 
+def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
+    """The word-grounded connector's vocabulary from the training captions (else None)."""
+    if params.connector != "word_grounded":
+        return None
+    from tinyemo.llm import load_embedding_table
+
+    tokenizer, _ = load_embedding_table(base.llm, trust_remote_code=base.trust_remote_code)
+    captions = [r["conversations"][1]["value"] for r in caption_records("train")]
+    return grounding.caption_vocabulary(captions, tokenizer)
+
+
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
     features = load_features("emoscenes", "train")
+    vocabulary = connector_vocabulary(base, params)
+    options = {"token_ids": vocabulary.token_ids, "top_k": params.top_k} if vocabulary else None
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
         base.llm, base.vision_tower, features.patches.shape[1], params.connector,
-        base.trust_remote_code)
+        base.trust_remote_code, connector_options=options)
+    table = model.llm.get_input_embeddings().weight
+    word_fit = None
+    if vocabulary:
+        bags = caption_bags("train", features.ids, vocabulary)
+        word_fit = grounding.fit_word_scorer(model.connector, features.patches, bags,
+                                             params.fit_epochs, seed=base.seed)
+    elif params.match_word_norm:
+        match_embedding_norm(model.connector, features.patches[:256].float(), table.detach())
     artifact.set_trainable(model, "connector")
     examples = examples_of("pretrain", "train", tokenizer, features, params.n_records, base.seed,
-                           model.n_image_tokens, params)
+                           model.n_image_tokens, params) if params.n_records != 0 else []
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    run.word_fit, run.vocabulary = word_fit, vocabulary
     finish(run, out_dir, {
         "llm": base.llm, "vision_tower": base.vision_tower, "connector": params.connector,
-        "n_image_tokens": model.n_image_tokens, "system_prompt": params.system_prompt,
-        "lora": None, "trained": "connector", "stage": "pretrain",
+        "connector_options": options, "connector_words": vocabulary.words if vocabulary else None,
+        "n_patches": model.n_patches, "n_image_tokens": model.n_image_tokens,
+        "system_prompt": params.system_prompt, "lora": None, "trained": "connector",
+        "stage": "pretrain",
     }, accelerator)
     return run
 
