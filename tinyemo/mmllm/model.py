@@ -22,6 +22,7 @@ from tinyemo.mmllm.prompts import IGNORE, IMAGE_TOKEN_ID
 class Output:
     loss: torch.Tensor | None
     logits: torch.Tensor  # [B, T, V] without labels; [n labelled positions, V] with them
+    targets: torch.Tensor | None = None  # [n] the labels those logits predict
 
 
 class TinyLlava(nn.Module):
@@ -70,7 +71,7 @@ class TinyLlava(nn.Module):
         where = targets != IGNORE
         logits = causal.get_output_embeddings()(hidden[:, :-1][where])
         loss = nn.functional.cross_entropy(logits.float(), targets[where])
-        return Output(loss, logits)
+        return Output(loss, logits, targets[where])
 
     @torch.no_grad()
     def generate(self, input_ids, patches, attention_mask=None, max_new_tokens: int = 64,

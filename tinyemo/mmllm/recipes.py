@@ -168,30 +168,45 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
 
 
 @torch.no_grad()
+def answer_losses(model, examples, patches, pad_id: int, batch_size: int = 8):
+    """(per-token loss [n], target token id [n]) over every answer token of `examples`."""
+    model.eval()
+    losses, targets = [], []
+    for start in range(0, len(examples), batch_size):
+        out = model(**training_batch(examples[start:start + batch_size], patches, pad_id))
+        losses.append(torch.nn.functional.cross_entropy(out.logits.float(), out.targets,
+                                                        reduction="none"))
+        targets.append(out.targets)
+    return torch.cat(losses), torch.cat(targets)
+
+
 def mean_loss(model, examples, patches, pad_id: int, batch_size: int = 8) -> float:
     """Answer-token loss of `model` on `examples` (weighted by answer tokens)."""
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        n = sum(sum(label >= 0 for label in e.labels[1:]) for e in chunk)
-        total += model(**training_batch(chunk, patches, pad_id)).loss.item() * n
-        count += n
-    return total / count
+    return float(answer_losses(model, examples, patches, pad_id, batch_size)[0].mean())
 
 
-def image_reliance(model, examples, patches, pad_id: int, batch_size: int = 8) -> dict[str, float]:
+def image_reliance(model, examples, patches, pad_id: int, batch_size: int = 8,
+                   focus_ids: set[int] | None = None) -> dict[str, float]:
     """Does the model read the image? Its answer loss on `examples` with each record's own
     image, and with another record's image (every distinct image swapped for the next one).
-    A model that ignores its image tokens scores the same on both."""
+    A model that ignores its image tokens scores the same on both. With `focus_ids` (the
+    token ids of object names), also the rise on those answer tokens alone
+    (`image_reliance_object_words`): the tokens that only the image can predict."""
     rows = sorted({e.patch_row for e in examples})
     if len(rows) < 2:
         raise ValueError("image reliance needs records of at least two different images")
     swap = dict(zip(rows, rows[1:] + rows[:1]))
     swapped = [replace(e, patch_row=swap[e.patch_row]) for e in examples]
-    own = mean_loss(model, examples, patches, pad_id, batch_size)
-    other = mean_loss(model, swapped, patches, pad_id, batch_size)
-    return {"loss_own_image": own, "loss_other_image": other, "image_reliance": other - own}
+    own, targets = answer_losses(model, examples, patches, pad_id, batch_size)
+    other, _ = answer_losses(model, swapped, patches, pad_id, batch_size)
+    result = {"loss_own_image": float(own.mean()), "loss_other_image": float(other.mean()),
+              "image_reliance": float((other - own).mean())}
+    if focus_ids is not None:
+        focus = torch.isin(targets, torch.tensor(sorted(focus_ids), dtype=targets.dtype))
+        result["object_word_tokens"] = int(focus.sum())
+        result["image_reliance_object_words"] = (
+            float((other - own)[focus].mean()) if focus.any() else float("nan"))
+    return result
 
 
 @dataclass
@@ -218,13 +233,23 @@ def scene_features(split: str):
     return features, [by_id[i] for i in features.ids]
 
 
-def test_images(n: int, seed: int) -> TestImages:
-    features, scenes = scene_features("test")
-    references = {Path(r["image"]).stem: r for r in load_conversations("finetune", "test")}
-    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+def join_test_images(features, scenes: list, records: list[dict], n: int, seed: int) -> TestImages:
+    """A seeded subset of `n` feature rows with their scene and fine-tuning record; every
+    row's scene id, feature id and record image agree (else a ValueError)."""
+    references = {image_id(r): r for r in records}
+    order = torch.randperm(len(features.ids), generator=torch.Generator().manual_seed(seed))
     rows = sorted(order[:n].tolist())
+    missing = [features.ids[r] for r in rows if features.ids[r] not in references]
+    if missing or any(scenes[r].id != features.ids[r] for r in rows):
+        raise ValueError(f"test features, scene records and fine-tuning records disagree "
+                         f"(no record for {missing[:3]}); re-run `dvc repro synthesize features`")
     return TestImages([scenes[r] for r in rows], [references[features.ids[r]] for r in rows],
                       features.pooled[rows], features.patches[rows].float())
+
+
+def test_images(n: int, seed: int) -> TestImages:
+    features, scenes = scene_features("test")
+    return join_test_images(features, scenes, load_conversations("finetune", "test"), n, seed)
 
 
 def vision_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
