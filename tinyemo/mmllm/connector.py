@@ -38,7 +38,7 @@ class WordGrounded(nn.Module):
     reads_embedding_table = True
 
     def __init__(self, patch_dim: int, hidden: int, token_ids: list[int], top_k: int = 0,
-                 width: int = 256):
+                 width: int = 128):
         super().__init__()
         if len(token_ids) < 2 or len(set(token_ids)) != len(token_ids):
             raise ValueError("a word-grounded connector needs at least two distinct token ids")

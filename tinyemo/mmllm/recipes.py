@@ -15,6 +15,8 @@ images and the linear probe of their patches.
 from __future__ import annotations
 
 import shutil
+from contextlib import suppress
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from tinyemo.features import load_features
 from tinyemo.mmllm import artifact, ceiling, grounding
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
-from tinyemo.mmllm.train import TrainConfig, TrainResult, train
+from tinyemo.mmllm.train import TrainConfig, TrainResult, schedule, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
 
@@ -47,6 +49,7 @@ class Run:
     total_parameters: int
     word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
     vocabulary: grounding.Vocabulary | None = None  # and its words
+    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see `_fit`)
 
 
 def section_from(name: str, namespace: dict) -> tconfig.Section:
@@ -80,21 +83,49 @@ def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed:
                           params.max_length, params.system_prompt)
 
 
+def held_out_captions(tokenizer, features, n: int, seed: int, n_image_tokens: int, params) -> list:
+    """`n` caption records of the validation split, tokenised (the image-reliance set)."""
+    records = subsample(caption_records("val"), n, seed)
+    return build_examples(records, tokenizer, features.ids, n_image_tokens, params.max_length,
+                          params.system_prompt)
+
+
 def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig:
     return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
                        warmup_ratio=params.warmup_ratio, max_steps=max_steps,
                        checkpoint_every=params.checkpoint_every, seed=seed)
 
 
-def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
-    if examples:
-        result = train(model, examples, features.patches, pad_id_of(tokenizer),
-                       train_config(params, seed, max_steps), checkpoint_dir(out_dir), accelerator)
-    else:
-        result = TrainResult(0, 0, 0.0, 0)
+def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator,
+         every: int = 0, probe=None) -> Run:
+    """Train; with `probe` ((model, tokenizer) -> dict of measures), measure every `every` steps (a
+    negative `every`: at -every evenly spaced points) and at the end (`Run.curve`). The
+    run is cut at those steps and resumed from its checkpoint, so it trains exactly as it
+    would uninterrupted."""
+    config = train_config(params, seed, max_steps)
+    curve, cpu, seconds, samples, resumed_from = [], 0.0, 0.0, 0, None
+    stops = [None]
+    if examples and every and probe:
+        total = schedule(config, len(examples))[1]
+        every = every if every > 0 else max(1, -(-total // -every))
+        config = replace(config, checkpoint_every=every)
+        stops = list(range(every, total, every)) + [None]
+    result = TrainResult(0, 0, 0.0, 0)
+    for stop in stops if examples else []:
+        started = time.process_time()
+        result = train(model, examples, features.patches, pad_id_of(tokenizer), config,
+                       checkpoint_dir(out_dir), accelerator, stop_after=stop)
+        cpu += time.process_time() - started
+        seconds, samples = seconds + result.seconds, samples + result.samples
+        resumed_from = result.resumed_from if resumed_from is None else resumed_from
+        if probe and every:
+            curve.append({"step": result.steps, "train_cpu_minutes": cpu / 60, **probe(model, tokenizer)})
+    result = replace(result, samples=samples, seconds=seconds, resumed_from=resumed_from or 0)
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
-    return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
-               sum(n for n, _ in counts))
+    run = Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
+              sum(n for n, _ in counts))
+    run.curve = curve
+    return run
 
 
 def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> None:
@@ -102,6 +133,25 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
     if accelerator is None or accelerator.is_main_process:
         artifact.save_mmllm(out_dir, run.model, saved_config)
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
+        with suppress(OSError):  # no other run's checkpoints left: no empty folder either
+            checkpoint_dir(out_dir).parent.rmdir()
+
+
+def reference_params(params):
+    """The pre-training params of the reference connector (`params.reference_connector`):
+    a free connector whose stage 1 reads caption records only, starting from tokens of
+    word-embedding norm, with the LLM in the loop for `reference_records` records."""
+    return params.model_copy(update={
+        "connector": params.reference_connector, "records": "captions",
+        "n_records": params.reference_records, "match_word_norm": True,
+        "reference_connector": None})
+
+
+def model_dir(stage: str, connector: str | None = None) -> Path:
+    """models/mmllm/<stage> (the profile's connector), or the reference connector's model
+    inside it, models/mmllm/<stage>/<connector> (one DVC output per stage)."""
+    folder = artifact.MODEL_DIR / stage
+    return folder / connector if connector else folder
 
 
 def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
@@ -115,7 +165,8 @@ def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
     return grounding.caption_vocabulary(captions, tokenizer)
 
 
-def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
+def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None,
+                 every: int = 0, probe=None) -> Run:
     features = load_features("emoscenes", "train")
     vocabulary = connector_vocabulary(base, params)
     options = {"token_ids": vocabulary.token_ids, "top_k": params.top_k} if vocabulary else None
@@ -134,7 +185,8 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
     artifact.set_trainable(model, "connector")
     examples = examples_of("pretrain", "train", tokenizer, features, params.n_records, base.seed,
                            model.n_image_tokens, params) if params.n_records != 0 else []
-    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
+               accelerator, every, probe)
     run.word_fit, run.vocabulary = word_fit, vocabulary
     finish(run, out_dir, {
         "llm": base.llm, "vision_tower": base.vision_tower, "connector": params.connector,
@@ -147,7 +199,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
 
 
 def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
-                 accelerator=None) -> Run:
+                 accelerator=None, every: int = 0, probe=None) -> Run:
     features = load_features("emoscenes", "train")
     model, tokenizer, saved = artifact.load_mmllm(
         pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
@@ -160,7 +212,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     artifact.set_trainable(model, params.trainable)
     examples = examples_of("finetune", "train", tokenizer, features, params.n_records, base.seed,
                            model.n_image_tokens, params, params.caption_records)
-    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
+               accelerator, every, probe)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
                           "repetition_penalty": params.repetition_penalty}, accelerator)
@@ -247,9 +300,28 @@ def join_test_images(features, scenes: list, records: list[dict], n: int, seed: 
                       features.pooled[rows], features.patches[rows].float())
 
 
-def test_images(n: int, seed: int) -> TestImages:
-    features, scenes = scene_features("test")
-    return join_test_images(features, scenes, load_conversations("finetune", "test"), n, seed)
+def test_images(n: int, seed: int, split: str = "test") -> TestImages:
+    """`n` seeded images of an EmoScenes split (test: final reporting; val: measurements
+    along training) with their scene records and fine-tuning records."""
+    features, scenes = scene_features(split)
+    return join_test_images(features, scenes, load_conversations("finetune", split), n, seed)
+
+
+def grounding_measures(model, tokenizer, images: TestImages, params) -> dict:
+    """Image reliance (all answer tokens and object words) on the images' reference answers,
+    and key-object recall, hallucination and emotion naming of the reasonings the model
+    writes for their prompts (the true label hinted): one point of a training curve."""
+    from tinyemo.mmllm import evaluate, infer
+
+    examples = images.examples(tokenizer, model.n_image_tokens, params)
+    measures = image_reliance(model, examples, images.patches, pad_id_of(tokenizer),
+                              focus_ids=evaluate.object_token_ids(tokenizer))
+    texts = infer.generate(model, tokenizer, [r["conversations"][0]["value"] for r in images.references],
+                           images.patches, params.max_new_tokens, params.eval_batch_size,
+                           params.system_prompt, "curve", params.repetition_penalty)
+    summary = evaluate.summarize_reasonings(evaluate.scores_of(texts, images.scenes))
+    return measures | {k: summary[k] for k in ("key_object_recall", "hallucination_rate",
+                                                "reasoning_names_correct_emotion")}
 
 
 def vision_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
