@@ -156,6 +156,7 @@ tuned = run.model.eval()
 if trainable == "lora":
     tuned.llm = tuned.llm.merge_and_unload()  # plain weights decode faster
 tokenizer = run.tokenizer
+connector = artifact.read_config(model_dir)["connector"]
 
 # %% [markdown]
 # ## Test images and the detached classifier
@@ -242,9 +243,12 @@ if reference_connector:
         reference_model, tokenizer, test.scenes, test.patches, test.references,
         projector.label_names, max_new_tokens, eval_batch_size, system_prompt, reference_connector,
         repetition_penalty)
-    reference_metrics |= recipes.image_reliance(reference_model, test_examples, test.patches, pad_id,
-                                                focus_ids=object_words)
-    reference_metrics |= {"train_seconds": reference_seconds, "steps": reference.result.steps}
+    reference_metrics |= recipes.image_reliance(
+        reference_model, test.examples(tokenizer, reference_model.n_image_tokens, params),
+        test.patches, pad_id, focus_ids=object_words)
+    reference_metrics |= {"train_seconds": reference.result.seconds,
+                          "train_and_curve_seconds": reference_seconds,
+                          "steps": reference.result.steps}
     del reference, reference_model
 reference_metrics
 
@@ -270,7 +274,6 @@ vision_probe
 # the same images.
 
 # %%
-connector = artifact.read_config(model_dir)["connector"]
 tuned_on_base_images = evaluate.summarize_reasonings(evaluate.scores_of(
     [r["reasoning"] for r in tuned_rows[:n_base]], test.scenes[:n_base]))
 table = pd.DataFrame({
@@ -335,7 +338,9 @@ metrics = {
     "records": run.n_records,
     "steps": run.result.steps,
     "resumed_from_step": run.result.resumed_from,
-    "train_seconds": round(train_seconds, 1),
+    "train_seconds": round(run.result.seconds, 1),
+    "train_and_curve_seconds": round(train_seconds, 1),
+    "connector": connector,
     "train_samples_per_second": round(run.result.samples_per_second, 3),
     "train_loss_start": round(run.result.log[0]["loss"], 4),
     "train_loss_end": round(run.result.log[-1]["loss"], 4),
