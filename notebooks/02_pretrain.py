@@ -214,10 +214,12 @@ reference = None
 if reference_connector:
     reference_params = recipes.reference_params(params)
     started = time.perf_counter()
+    reference_examples = recipes.held_out_captions(tokenizer, val_features, n_val_records, seed,
+                                                   val_features.patches.shape[1], params)
     reference = recipes.pretrain_run(
         base, reference_params, recipes.model_dir("pretrain", reference_connector),
-        every=curve_every,
-        probe=lambda model, _: recipes.image_reliance(model, val_examples, val_features.patches, pad_id))
+        every=curve_every, probe=lambda model, _: recipes.image_reliance(
+            model, reference_examples, val_features.patches, pad_id))
     reference_seconds = time.perf_counter() - started
     curve = pd.DataFrame(reference.curve)
     display(Image(filename=str(figures.plot_curve(
