@@ -94,8 +94,8 @@ max_new_tokens = 112
 repetition_penalty = 1.2
 n_figure_images = 4
 reference_connector = "mlp2x_gelu"
-curve_points = 3
-n_curve_images = 8
+curve_points = 2
+n_curve_images = 6
 
 # %%
 import json
