@@ -1,9 +1,9 @@
 """Build, save and load the MM-LLM.
 
 An MM-LLM folder (`models/mmllm/<stage>/`) holds `mmllm.json` (which base LLM and vision
-tower, the connector and its options (the word-grounded connector's token ids, with the words
-they spell in `connector_words`), the patch and image-token counts, the LoRA settings) and `weights.safetensors`:
-the connector plus every LLM parameter that was trained (the LoRA adapters, or the whole
+tower; the connector and its options, for the word-grounded connector its token ids, with
+the words they spell in `connector_words`; the patch and image-token counts; the LoRA
+settings) and `weights.safetensors`: the connector plus every LLM parameter that was trained (the LoRA adapters, or the whole
 LLM after full fine-tuning). Loading rebuilds the base LLM by name and puts these weights
 back, so a folder is small and never holds a pickle.
 """

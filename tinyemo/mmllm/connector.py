@@ -33,7 +33,8 @@ def linear(patch_dim: int, hidden: int) -> nn.Module:
 
 class WordGrounded(nn.Module):
     """Per patch, scores over `token_ids` (single-token caption words); image tokens are
-    the chosen words' rows of the LLM's input-embedding table."""
+    the chosen words' rows of the LLM's input-embedding table (so `hidden`, the LLM's
+    width, shapes nothing here; `width` is the scorer's hidden layer)."""
 
     reads_embedding_table = True
 

@@ -1,12 +1,13 @@
 """The two training stages end to end, shared by the notebooks and `launch.py`.
 
 `pretrain_run`: a fresh connector on the frozen base LLM learns from the EmoScenes
-pre-training records (captions, visual QA, sentiment QA, or the captions only). The
-word-grounded connector is first fitted without the LLM, on the training captions' words. `finetune_run`: the pre-trained
-MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records,
-mixed with caption records of the training images (TinyLLaVA's fine-tuning mix holds
-captions too: they are short and name every object in the image).
-Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
+pre-training records (captions, visual QA, sentiment QA, or the captions only); the
+word-grounded connector is first fitted without the LLM, on the training captions' words.
+`finetune_run`: the pre-trained MM-LLM gets LoRA adapters (or its whole LLM is unfrozen)
+and learns the instruct records, mixed with caption records of the training images
+(TinyLLaVA's fine-tuning mix holds captions too: they name every object in the image).
+Both read cached patch features, never images, and save to `models/mmllm/<stage>/` (a
+reference connector's model to `models/mmllm/<stage>/<connector>/`).
 Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
 output, which DVC and the runner clear before a run), and are removed once the run is done.
 The measurements the notebooks share sit here too: held-out loss, image reliance, the test
@@ -15,8 +16,8 @@ images and the linear probe of their patches.
 from __future__ import annotations
 
 import shutil
-from contextlib import suppress
 import time
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,8 +75,8 @@ def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed:
                 n_image_tokens: int, params, n_captions: int | None = 0) -> list:
     """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised.
     Pre-training params with `records: captions` draw the `n` from the captions only."""
-    pool = (caption_records(split) if kind == "pretrain" and getattr(params, "records", "all") == "captions"
-            else load_conversations(kind, split))
+    captions_only = kind == "pretrain" and getattr(params, "records", "all") == "captions"
+    pool = caption_records(split) if captions_only else load_conversations(kind, split)
     records = subsample(pool, n, seed)
     if n_captions != 0:
         records += subsample(caption_records(split), n_captions, seed + 1)
@@ -98,10 +99,10 @@ def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig
 
 def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator,
          every: int = 0, probe=None) -> Run:
-    """Train; with `probe` ((model, tokenizer) -> dict of measures), measure every `every` steps (a
-    negative `every`: at -every evenly spaced points) and at the end (`Run.curve`). The
-    run is cut at those steps and resumed from its checkpoint, so it trains exactly as it
-    would uninterrupted."""
+    """Train; with `probe` ((model, tokenizer) -> dict of measures), measure every `every`
+    steps (a negative `every`: at -every evenly spaced points) and at the end (`Run.curve`).
+    The run is cut at those steps and resumed from its checkpoint, so it trains exactly as
+    it would uninterrupted."""
     config = train_config(params, seed, max_steps)
     curve, cpu, seconds, samples, resumed_from = [], 0.0, 0.0, 0, None
     stops = [None]
@@ -119,13 +120,12 @@ def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps,
         seconds, samples = seconds + result.seconds, samples + result.samples
         resumed_from = result.resumed_from if resumed_from is None else resumed_from
         if probe and every:
-            curve.append({"step": result.steps, "train_cpu_minutes": cpu / 60, **probe(model, tokenizer)})
+            curve.append({"step": result.steps, "train_cpu_minutes": cpu / 60,
+                          **probe(model, tokenizer)})
     result = replace(result, samples=samples, seconds=seconds, resumed_from=resumed_from or 0)
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
-    run = Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
-              sum(n for n, _ in counts))
-    run.curve = curve
-    return run
+    return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
+               sum(n for n, _ in counts), curve=curve)
 
 
 def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> None:
