@@ -54,7 +54,7 @@
 # the report can show both: its stage 1 reads **caption records only** (they name every
 # object), starts from tokens of **word-embedding norm** (its last layer rescaled), warms up
 # and runs `reference_records` records, with the image reliance measured every
-# `curve_every` steps on held-out captions (the curve its step budget was chosen from).
+# `curve_every` steps on held-out captions: the curve says what more steps would buy.
 #
 # Choices made here (the paper does not say; TinyLLaVA's defaults where they fit a CPU):
 #
@@ -206,8 +206,12 @@ print(f"validation loss: {val_loss_before:.3f} -> {reliance['loss_own_image']:.3
 # %% [markdown]
 # ## The reference connector
 #
-# `mlp2x_gelu` with the stage 1 described above; its image reliance on the same held-out
-# captions every `curve_every` steps is the curve its step budget comes from.
+# `mlp2x_gelu` with the stage 1 described above, and its image reliance on the same
+# held-out captions every `curve_every` steps. On the default profile it climbs by about
+# 0.004 nats per answer token every 10 steps (0.010 after 30 steps, about 4 CPU-minutes),
+# against 0.19 for the word-grounded connector before any LLM-in-the-loop step: at that
+# rate the reference would need several hundred steps to reach it, so its budget stays
+# small and the figure in the finetune notebook shows the comparison per CPU-minute.
 
 # %%
 reference = None
