@@ -18,14 +18,22 @@
 # the paper's prompt (three candidate labels, and the hint naming the correct one) answered
 # by an emotional reasoning that ends with `Emotion: <label>`.
 #
+# The default connector is **`word_grounded`** (see the pretrain notebook): its image
+# tokens are exact rows of the LLM's own input-embedding table, the caption words a small
+# per-patch scorer picks, so the LLM reads the image as words it already knows (the
+# paper's metric projection into the LLM's embedding space, applied per patch; LiMBeR,
+# LQAE, SPAE and the V2L tokenizer are published precedents). The paper profile's
+# `mlp2x_gelu` is fine-tuned the same way as the **reference connector**, and both are
+# measured side by side.
+#
 # - The paper fine-tunes the whole LLM; TinyLLaVA's LoRA recipe is r 128, alpha 256,
 #   lr 2e-4 (the paper profile). On a 2-core CPU the default trains **LoRA r 8 on every
 #   linear layer** of SmolLM2-135M for one short epoch on a seeded subset of records;
 #   `trainable: full` unfreezes the whole LLM instead.
 # - The paper's fine-tuning set holds "the same images in instruction form" besides the
 #   reasonings, and TinyLLaVA's fine-tuning mix holds captions too. We mix in
-#   `caption_records` caption records of training images: they are short and name every
-#   object, so each step spends more of its compute on reading the image.
+#   `caption_records` caption records of training images: they name every object of
+#   their image, so they are the records whose answers the image alone can predict.
 # - Records of similar length share a batch, so little compute goes to padding.
 # - The vision tower stays frozen; patch tokens come from the `features` cache.
 #
@@ -38,9 +46,14 @@
 #   how many of the scene's **key objects** and **key colours** does it mention; how many
 #   of the catalogue objects it mentions are **not in the image** (hallucination rate);
 #   ROUGE-L against the teacher's reference answer.
-# - **Image reliance.** The loss of the reference answers with each image's own patches
-#   against another image's: whether the model reads the image at all, or writes what
-#   the hinted label makes likely.
+# - **What the image contributes, apart from the label.** The hint names the label, and
+#   every label has its typical objects, so object mentions alone cannot say whether the
+#   model looked. Three readings separate image from label: the same prompts with
+#   **another test image's patches** (`key_object_recall_shuffled`: a model that reads its
+#   image loses recall there); the **image reliance**, the rise of the reference answers'
+#   loss with another image's patches, over all answer tokens and over the object-name
+#   tokens alone; and the **generative prompt**, which names no label, so its reasoning
+#   (`generative_key_object_recall`) cannot lean on the hint.
 # - **Classification, two modes.** *Detached* (the paper's design): the Metric Projector
 #   (stage `projector`) picks the label from the pooled embedding; the LLM never runs.
 #   *Generative*: the LLM is shown all eight Mikels labels without a hint and must choose;
@@ -75,11 +88,14 @@ lora_alpha = 16
 lora_dropout = 0.0
 lora_targets = "all-linear"
 n_eval_images = 24
-n_base_eval_images = 24
+n_base_eval_images = 12
 eval_batch_size = 12
 max_new_tokens = 112
 repetition_penalty = 1.2
 n_figure_images = 4
+reference_connector = "mlp2x_gelu"
+curve_points = 2
+n_curve_images = 6
 gradient_accumulation_steps = 1
 mixed_precision = "no"
 gradient_checkpointing = False
@@ -90,6 +106,7 @@ num_workers = 0
 # %%
 import json
 import time
+from functools import partial
 
 import pandas as pd
 import torch
@@ -106,22 +123,33 @@ base = recipes.section_from("base", globals())
 params = recipes.section_from("finetune", globals())
 out = paths.stage_results("finetune")
 (out / "figures").mkdir(parents=True, exist_ok=True)
-pretrain_dir = artifact.MODEL_DIR / "pretrain"
-model_dir = artifact.MODEL_DIR / "finetune"
+pretrain_dir = recipes.model_dir("pretrain")
+model_dir = recipes.model_dir("finetune")
 projector_dir = paths.MODELS / "projector" / "emoscenes"
 
 # %% [markdown]
 # ## Fine-tune
+#
+# Along the run, at `curve_points` evenly spaced steps, the model is measured on
+# `n_curve_images` **validation** images (the test images stay for the final report):
+# image reliance, and the key-object recall and hallucination of the reasonings it writes.
+# The run is cut at those steps and resumed from its checkpoint, so it trains exactly as
+# it would uninterrupted.
 
 # %%
+curve_images = recipes.test_images(n_curve_images, seed, split="val")
+curve_probe = partial(recipes.grounding_measures, images=curve_images, params=params)
 started = time.perf_counter()
-run = recipes.finetune_run(base, params, pretrain_dir, model_dir)
+run = recipes.finetune_run(base, params, pretrain_dir, model_dir, every=-curve_points,
+                           probe=curve_probe)
 train_seconds = time.perf_counter() - started
 write_loss_log(run.result.log, out / "loss.csv")
 display(Image(filename=str(figures.plot_loss(
     run.result.log, out / "figures" / "loss.png", f"fine-tuning ({trainable}), {llm}"))))
-print(f"{run.result.steps} steps on {run.n_records} records in {train_seconds:.0f} s; "
-      f"trainable parameters {run.trainable_parameters:,} of {run.total_parameters:,}")
+print(f"{run.result.steps} steps on {run.n_records} records in {train_seconds:.0f} s "
+      f"(measurements included); trainable parameters {run.trainable_parameters:,} of "
+      f"{run.total_parameters:,}")
+pd.DataFrame(run.curve).round(3)
 
 # %% [markdown]
 # With LoRA, only adapters and the connector may have trained.
@@ -134,6 +162,7 @@ tuned = run.model.eval()
 if trainable == "lora":
     tuned.llm = tuned.llm.merge_and_unload()  # plain weights decode faster
 tokenizer = run.tokenizer
+connector = artifact.read_config(model_dir)["connector"]
 
 # %% [markdown]
 # ## Test images and the detached classifier
@@ -171,15 +200,19 @@ tuned_metrics
 
 # %%
 pad_id = pad_id_of(tokenizer)
+object_words = evaluate.object_token_ids(tokenizer)
 test_examples = test.examples(tokenizer, tuned.n_image_tokens, params)
-tuned_metrics |= recipes.image_reliance(tuned, test_examples, test.patches, pad_id)
-{k: round(tuned_metrics[k], 4) for k in ("loss_own_image", "loss_other_image", "image_reliance")}
+tuned_metrics |= recipes.image_reliance(tuned, test_examples, test.patches, pad_id,
+                                        focus_ids=object_words)
+{k: round(tuned_metrics[k], 4) for k in ("loss_own_image", "loss_other_image", "image_reliance",
+                                         "image_reliance_object_words", "key_object_recall",
+                                         "key_object_recall_shuffled")}
 
 # %% [markdown]
 # ## The base LLM before fine-tuning
 #
 # The pre-trained connector on the untouched LLM, on the first `n_base_eval_images` of the
-# same images.
+# same images (the floor; without the shuffled-image pass, to save time).
 
 # %%
 base_model, _, _ = artifact.load_mmllm(pretrain_dir, trust_remote_code=trust_remote_code,
@@ -188,10 +221,42 @@ n_base = min(n_base_eval_images, len(test.scenes))
 base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
     projector.label_names, max_new_tokens, eval_batch_size, system_prompt, "base",
-    repetition_penalty)
-base_metrics |= recipes.image_reliance(base_model, test_examples, test.patches, pad_id)
+    repetition_penalty, shuffled=False)
+base_metrics |= recipes.image_reliance(base_model, test_examples, test.patches, pad_id,
+                                       focus_ids=object_words)
 del base_model
 base_metrics
+
+# %% [markdown]
+# ## The reference connector
+#
+# `reference_connector` (pre-trained beside the default one in stage `pretrain`), fine-tuned
+# with the same records, steps and measurements, and evaluated on the same test images.
+
+# %%
+reference_metrics, reference_curve = None, None
+if reference_connector:
+    started = time.perf_counter()
+    reference = recipes.finetune_run(
+        base, params, recipes.model_dir("pretrain", reference_connector),
+        recipes.model_dir("finetune", reference_connector), every=-curve_points, probe=curve_probe)
+    reference_seconds = time.perf_counter() - started
+    reference_curve = reference.curve
+    reference_model = reference.model.eval()
+    if trainable == "lora":
+        reference_model.llm = reference_model.llm.merge_and_unload()
+    reference_metrics, _ = evaluate.assess(
+        reference_model, tokenizer, test.scenes, test.patches, test.references,
+        projector.label_names, max_new_tokens, eval_batch_size, system_prompt, reference_connector,
+        repetition_penalty)
+    reference_metrics |= recipes.image_reliance(
+        reference_model, test.examples(tokenizer, reference_model.n_image_tokens, params),
+        test.patches, pad_id, focus_ids=object_words)
+    reference_metrics |= {"train_seconds": reference.result.seconds,
+                          "train_and_curve_seconds": reference_seconds,
+                          "steps": reference.result.steps}
+    del reference, reference_model
+reference_metrics
 
 # %% [markdown]
 # ## What the image tokens can carry
@@ -215,19 +280,36 @@ vision_probe
 # the same images.
 
 # %%
-tuned_on_base_images = evaluate.summarize_reasonings([
-    evaluate.score_reasoning(r["reasoning"], s.label, [o.kind for o in s.scene.objects],
-                             s.key_objects, s.key_colours)
-    for r, s in zip(tuned_rows[:n_base], test.scenes[:n_base])])
+tuned_on_base_images = evaluate.summarize_reasonings(evaluate.scores_of(
+    [r["reasoning"] for r in tuned_rows[:n_base]], test.scenes[:n_base]))
 table = pd.DataFrame({
     "linear probe of the patches (all test images)": {
         "key_object_recall": vision_probe["key_object_recall"],
         "hallucination_rate": vision_probe["false_object_rate"]},
-    f"fine-tuned ({len(truth)} images)": tuned_metrics,
-    f"fine-tuned ({n_base} images)": tuned_on_base_images,
+    f"fine-tuned, {connector} ({len(truth)} images)": tuned_metrics,
+    **({f"fine-tuned, {reference_connector} ({len(truth)} images)": reference_metrics}
+       if reference_metrics else {}),
+    f"fine-tuned, {connector} ({n_base} images)": tuned_on_base_images,
     f"base LLM ({n_base} images)": base_metrics,
 }).round(3)
 table
+
+# %% [markdown]
+# ## Grounding against training budget
+#
+# The measurements taken along each run (validation images), against the CPU-minutes of
+# training that led to them: where the curve still climbs, more budget pays; where it is
+# flat, it does not. The dashed line is the vision probe's (test images): what the
+# patches carry at all.
+
+# %%
+curves = {connector: run.curve, **({reference_connector: reference_curve} if reference_curve else {})}
+figure = figures.plot_budget(
+    curves, ["image_reliance", "key_object_recall", "hallucination_rate"],
+    out / "figures" / "grounding_budget.png",
+    {"key_object_recall": vision_probe["key_object_recall"],
+     "hallucination_rate": vision_probe["false_object_rate"]})
+display(Image(filename=str(figure)))
 
 # %% [markdown]
 # ## The detached mode end to end, for the report
@@ -262,7 +344,9 @@ metrics = {
     "records": run.n_records,
     "steps": run.result.steps,
     "resumed_from_step": run.result.resumed_from,
-    "train_seconds": round(train_seconds, 1),
+    "train_seconds": round(run.result.seconds, 1),
+    "train_and_curve_seconds": round(train_seconds, 1),
+    "connector": connector,
     "train_samples_per_second": round(run.result.samples_per_second, 3),
     "train_loss_start": round(run.result.log[0]["loss"], 4),
     "train_loss_end": round(run.result.log[-1]["loss"], 4),
@@ -274,6 +358,11 @@ metrics = {
     **prefixed("", tuned_metrics),
     **prefixed("base_llm_", base_metrics),
     **prefixed("vision_probe_", vision_probe),
+    "curve": [{k: round(v, 4) for k, v in row.items()} for row in run.curve],
 }
+if reference_metrics:
+    metrics[reference_connector] = {
+        **prefixed("", reference_metrics),
+        "curve": [{k: round(v, 4) for k, v in row.items()} for row in reference_curve]}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 metrics

@@ -17,7 +17,7 @@ def test_connector_is_mlp2x_gelu():
     connector = build_connector("mlp2x_gelu", 16, 64)
     assert [type(m).__name__ for m in connector] == ["Linear", "GELU", "Linear"]
     assert connector(torch.zeros(2, 5, 16)).shape == (2, 5, 64)
-    with pytest.raises(ValueError, match="valid connectors: linear, mlp2x_gelu"):
+    with pytest.raises(ValueError, match="valid connectors: linear, mlp2x_gelu, word_grounded"):
         build_connector("mlp", 16, 64)
 
 

@@ -1,8 +1,9 @@
 """Build, save and load the MM-LLM.
 
 An MM-LLM folder (`models/mmllm/<stage>/`) holds `mmllm.json` (which base LLM and vision
-tower, the connector, the image-token count, the LoRA settings) and `weights.safetensors`:
-the connector plus every LLM parameter that was trained (the LoRA adapters, or the whole
+tower; the connector and its options, for the word-grounded connector its token ids, with
+the words they spell in `connector_words`; the patch and image-token counts; the LoRA
+settings) and `weights.safetensors`: the connector plus every LLM parameter that was trained (the LoRA adapters, or the whole
 LLM after full fine-tuning). Loading rebuilds the base LLM by name and puts these weights
 back, so a folder is small and never holds a pickle.
 """
@@ -28,14 +29,16 @@ class MissingModelError(FileNotFoundError, TinyEmoError):
     """An MM-LLM folder is missing or incomplete; the message names the stage that makes it."""
 
 
-def build_mmllm(llm: str, vision_tower: str, n_image_tokens: int, connector: str = "mlp2x_gelu",
-                trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS):
+def build_mmllm(llm: str, vision_tower: str, n_patches: int, connector: str = "mlp2x_gelu",
+                trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS,
+                connector_options: dict | None = None):
     """(TinyLlava with a fresh connector, tokenizer) on the base LLM `llm`."""
     from tinyemo.llm import load_llm
 
     model, tokenizer = load_llm(llm, trust_remote_code=trust_remote_code, base_dir=base_dir)
     patch_dim = registry.vision_tower_spec(vision_tower).patch_dim
-    return TinyLlava(model, patch_dim, n_image_tokens, connector), tokenizer
+    return TinyLlava(model, patch_dim, n_patches, connector, connector_options), tokenizer
+
 
 
 def add_lora(model: TinyLlava, r: int, alpha: int, dropout: float, targets) -> None:
@@ -80,8 +83,10 @@ def load_mmllm(folder: Path, *, trust_remote_code: bool = False, merge: bool = T
                base_dir: Path = paths.BASE_MODELS, stage: str = "finetune"):
     """(model in eval mode, tokenizer, config) of a saved MM-LLM; LoRA merged by default."""
     config = read_config(folder, stage)
-    model, tokenizer = build_mmllm(config["llm"], config["vision_tower"], config["n_image_tokens"],
-                                   config["connector"], trust_remote_code, base_dir)
+    model, tokenizer = build_mmllm(config["llm"], config["vision_tower"],
+                                   config.get("n_patches", config["n_image_tokens"]),
+                                   config["connector"], trust_remote_code, base_dir,
+                                   config.get("connector_options"))
     if config.get("lora"):
         lora = config["lora"]
         add_lora(model, lora["r"], lora["alpha"], lora["dropout"], lora["targets"])

@@ -7,6 +7,12 @@ predicts which kinds are in held-out images. Its key-object recall and its false
 rate are a reference for the MM-LLM's key-object recall and hallucination rate: a reader of
 these patches that does as well as a linear probe names that share of the key objects and
 invents that share of its objects.
+
+A finer grid does not raise this ceiling with EfficientNet-Lite0: fitted on 800 training
+images and tested on the 400 test images, the probe's key-object recall (false-object
+rate) is 0.44 (0.09) on the last block's 7x7 x 320 grid (the cached patches), 0.08 (0.05)
+on block 4's 14x14 x 112 grid, 0.28 (0.07) on block 5's 7x7 x 192 grid, and 0.22 (0.02)
+on block 4's grid concatenated with the last block's, upsampled.
 """
 from __future__ import annotations
 

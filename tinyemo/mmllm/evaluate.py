@@ -6,6 +6,12 @@ objects (those that drive its emotion under the rules) and key colours are among
 which mentioned objects are not in the image at all (hallucinations). Over a test set:
 the shares and rates below, label accuracy of both inference modes, and ROUGE-L against
 the teacher's reference answers.
+
+The prompt of the reasoning names the true label, and every label has its typical
+objects, so two more readings separate what the image contributes from what the label
+does: the same prompts with *another* test image's patches (`*_shuffled`: a model that
+reads its image loses key-object recall there), and the generative prompt, which names no
+label (`generative_*`: its reasoning cannot lean on the hint).
 """
 from __future__ import annotations
 
@@ -29,18 +35,23 @@ class ReasoningScore:
 
 
 @lru_cache(maxsize=1)
-def _object_patterns() -> list[tuple[str, re.Pattern]]:
-    """(kind, pattern) for every way the catalogue names an object: noun, plural, and the
-    head of "X of Y" nouns ("flies" for "swarm of flies")."""
-    patterns = []
+def _object_terms() -> list[tuple[str, str]]:
+    """(kind, term) for every way the catalogue names an object: noun, plural, and the
+    head of "X of Y" nouns ("flies" for "swarm of flies"); longest terms first per kind."""
+    terms = []
     for kind in catalogue.OBJECT_KINDS.values():
-        terms = {kind.noun, kind.plural}
+        names = {kind.noun, kind.plural}
         for noun in (kind.noun, kind.plural):
             if " of " in noun:
-                terms.add(noun.split(" of ", 1)[1])
-        for term in sorted(terms, key=len, reverse=True):
-            patterns.append((kind.name, re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE)))
-    return patterns
+                names.add(noun.split(" of ", 1)[1])
+        terms += [(kind.name, term) for term in sorted(names, key=len, reverse=True)]
+    return terms
+
+
+@lru_cache(maxsize=1)
+def _object_patterns() -> list[tuple[str, re.Pattern]]:
+    return [(kind, re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE))
+            for kind, term in _object_terms()]
 
 
 def mentioned_objects(text: str) -> set[str]:
@@ -99,6 +110,20 @@ def summarize_reasonings(scores: Sequence[ReasoningScore]) -> dict[str, float]:
     }
 
 
+def object_token_ids(tokenizer) -> set[int]:
+    """Token ids of every catalogue object name (noun, plural, head of "X of Y"), as written
+    inside a sentence: the answer tokens that only the image can predict."""
+    terms = {term for _, term in _object_terms() if " of " not in term}
+    return {i for term in terms for variant in (f" {term}", f" {term.capitalize()}")
+            for i in tokenizer(variant, add_special_tokens=False)["input_ids"]}
+
+
+def scores_of(texts: Sequence[str], scenes: Sequence) -> list[ReasoningScore]:
+    """Each text scored against its scene record (true label, objects, key objects)."""
+    return [score_reasoning(text, s.label, [o.kind for o in s.scene.objects], s.key_objects,
+                            s.key_colours) for text, s in zip(texts, scenes)]
+
+
 def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> float:
     return mean(p == t for p, t in zip(predicted, truth))
 
@@ -106,29 +131,39 @@ def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> flo
 def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dict],
            label_names: Sequence[str], max_new_tokens: int, batch_size: int,
            system_prompt: str | None = None, desc: str = "",
-           repetition_penalty: float = 1.0) -> tuple[dict, list[dict]]:
+           repetition_penalty: float = 1.0, shuffled: bool = True) -> tuple[dict, list[dict]]:
     """Metrics and per-image rows of one model on test images.
 
     `scenes[i]` (a SceneRecord) is image i with patch grid `patches[i]`; `references[i]` is
     its fine-tuning record (the paper's prompt naming the true label, and the teacher's
     answer). Reasonings are generated for those prompts and scored against the scene
-    graph; generative classification asks the model to choose among all `label_names`.
+    graph; with `shuffled`, again with image i+1's patches (scored against image i's scene:
+    the `*_shuffled` metrics). Generative classification asks the model to choose among
+    all `label_names` without a hint; its reasonings are scored too (`generative_*`).
     """
     from tinyemo.mmllm import infer
 
+    def run(prompts, grid, what):
+        return infer.generate(model, tokenizer, prompts, grid, max_new_tokens, batch_size,
+                              system_prompt, f"{desc} {what}", repetition_penalty)
+
     prompts = [ref["conversations"][0]["value"] for ref in references]
-    reasonings = infer.generate(model, tokenizer, prompts, patches, max_new_tokens, batch_size,
-                                system_prompt, f"{desc} reasoning", repetition_penalty)
-    chosen_text = infer.generate(model, tokenizer, [infer.generative_prompt(label_names)] * len(scenes),
-                                 patches, max_new_tokens, batch_size, system_prompt,
-                                 f"{desc} generative", repetition_penalty)
+    reasonings = run(prompts, patches, "reasoning")
+    chosen_text = run([infer.generative_prompt(label_names)] * len(scenes), patches, "generative")
     chosen = infer.generative_labels(chosen_text, label_names)
-    scores = [score_reasoning(text, s.label, [o.kind for o in s.scene.objects],
-                              s.key_objects, s.key_colours) for text, s in zip(reasonings, scenes)]
+    scores = scores_of(reasonings, scenes)
     metrics = summarize_reasonings(scores)
     metrics["rouge_l"] = rouge_l(reasonings, [ref["conversations"][1]["value"] for ref in references])
     metrics["generative_label_accuracy"] = label_accuracy(chosen, [s.label for s in scenes])
     metrics["generative_answers_without_label"] = mean(c is None for c in chosen)
+    generative = summarize_reasonings(scores_of(chosen_text, scenes))
+    for key in ("key_object_recall", "hallucination_rate", "objects_mentioned_per_reasoning"):
+        metrics[f"generative_{key}"] = generative[key]
+    if shuffled:
+        other = run(prompts, patches.roll(-1, dims=0), "shuffled image")
+        mixed = summarize_reasonings(scores_of(other, scenes))
+        for key in ("key_object_recall", "hallucination_rate", "reasoning_names_correct_emotion"):
+            metrics[f"{key}_shuffled"] = mixed[key]
     rows = [{"id": s.id, "label": s.label, "key_objects": s.key_objects, "reasoning": text,
              "mentioned": sorted(sc.mentioned), "hallucinated": sorted(sc.hallucinated),
              "generative_answer": gen, "generative_label": lab}

@@ -22,6 +22,41 @@ def plot_loss(log: list[dict], path: Path, title: str) -> Path:
     return path
 
 
+def plot_curve(rows: list[dict], x: str, ys: list[str], path: Path, title: str) -> Path:
+    """Columns `ys` of `rows` against column `x`, one line each."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for y in ys:
+        ax.plot([r[x] for r in rows], [r[y] for r in rows], marker="o", lw=1.2, label=y)
+    ax.set(xlabel=x.replace("_", " "), title=title)
+    if len(ys) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_budget(curves: dict[str, list[dict]], measures: list[str], path: Path,
+                ceiling: dict[str, float] | None = None) -> Path:
+    """One panel per measure against training CPU-minutes, a line per connector; a dashed
+    line where `ceiling` gives the measure's reference (the vision probe's)."""
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.4), squeeze=False)
+    for ax, measure in zip(axes[0], measures):
+        for name, rows in curves.items():
+            ax.plot([r["train_cpu_minutes"] for r in rows], [r[measure] for r in rows],
+                    marker="o", lw=1.2, label=name)
+        if ceiling and measure in ceiling:
+            ax.axhline(ceiling[measure], ls="--", color="grey", lw=1, label="vision probe")
+        ax.set(xlabel="training CPU-minutes", title=measure.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_reasonings(images: list[Path], captions: list[str], texts: list[str], path: Path,
                     width: int = 60) -> Path:
     """One row per image: the picture, then its caption line and wrapped reasoning."""

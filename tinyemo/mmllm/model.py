@@ -1,9 +1,10 @@
 """The TinyLLaVA-style MM-LLM: patch features -> connector -> image tokens spliced into the LLM.
 
 The vision tower stays outside: the model takes patch grids ([B, P, patch_dim], cached by
-the `features` stage or encoded at inference). The connector maps each patch to the LLM's
-embedding width, and those P image tokens replace the P `IMAGE_TOKEN_ID` markers that the
-prompt builder put where `<image>` stood. The loss is the LLM's own causal-LM loss on the
+the `features` stage or encoded at inference). The connector turns them into T image tokens
+of the LLM's embedding width (one per patch, or `top_k` words for the word-grounded
+connector), which replace the T `IMAGE_TOKEN_ID` markers that the prompt builder put where
+`<image>` stood. The loss is the LLM's own causal-LM loss on the
 labels, which are `IGNORE` everywhere but the answers.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tinyemo.mmllm.connector import build_connector
+from tinyemo.mmllm.connector import build_connector, image_tokens, n_image_tokens
 from tinyemo.mmllm.prompts import IGNORE, IMAGE_TOKEN_ID
 
 
@@ -21,16 +22,18 @@ from tinyemo.mmllm.prompts import IGNORE, IMAGE_TOKEN_ID
 class Output:
     loss: torch.Tensor | None
     logits: torch.Tensor  # [B, T, V] without labels; [n labelled positions, V] with them
+    targets: torch.Tensor | None = None  # [n] the labels those logits predict
 
 
 class TinyLlava(nn.Module):
-    def __init__(self, llm: nn.Module, patch_dim: int, n_image_tokens: int,
-                 connector: str = "mlp2x_gelu"):
+    def __init__(self, llm: nn.Module, patch_dim: int, n_patches: int,
+                 connector: str = "mlp2x_gelu", connector_options: dict | None = None):
         super().__init__()
         self.llm = llm
-        self.n_image_tokens = n_image_tokens
+        self.n_patches = n_patches
         hidden = llm.get_input_embeddings().weight.shape[1]
-        self.connector = build_connector(connector, patch_dim, hidden)
+        self.connector = build_connector(connector, patch_dim, hidden, **(connector_options or {}))
+        self.n_image_tokens = n_image_tokens(self.connector, n_patches)
 
     def embed(self, input_ids: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Input embeddings with the connector's image tokens at the image markers."""
@@ -38,18 +41,18 @@ class TinyLlava(nn.Module):
         image_mask = input_ids == IMAGE_TOKEN_ID
         embeds = embedding(input_ids.masked_fill(image_mask, 0))
         per_row = image_mask.sum(dim=1)
-        if patches.shape[0] != input_ids.shape[0] or patches.shape[1] != self.n_image_tokens:
+        if patches.shape[0] != input_ids.shape[0] or patches.shape[1] != self.n_patches:
             raise ValueError(
                 f"patches of shape {tuple(patches.shape)} do not fit a batch of "
-                f"{input_ids.shape[0]} prompts with {self.n_image_tokens} image tokens each"
+                f"{input_ids.shape[0]} prompts with {self.n_patches} patches each"
             )
         if not input_ids.is_meta and not bool((per_row == self.n_image_tokens).all()):  # meta: shapes only
             raise ValueError(
                 f"every prompt needs exactly one <image> ({self.n_image_tokens} markers); "
                 f"found {per_row.tolist()}"
             )
-        image_tokens = self.connector(patches.to(embeds.dtype)).to(embeds.dtype)  # autocast: bf16
-        return embeds.masked_scatter(image_mask.unsqueeze(-1), image_tokens.reshape(-1, embeds.shape[-1]))
+        tokens = image_tokens(self.connector, patches.to(embeds.dtype), embedding.weight).to(embeds.dtype)
+        return embeds.masked_scatter(image_mask.unsqueeze(-1), tokens.reshape(-1, embeds.shape[-1]))
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits of `hidden`: the LLM's output head, or, for a model whose head is its input
@@ -78,7 +81,7 @@ class TinyLlava(nn.Module):
         where = targets != IGNORE
         logits = self.lm_head(hidden[:, :-1][where])
         loss = nn.functional.cross_entropy(logits.float(), targets[where])
-        return Output(loss, logits)
+        return Output(loss, logits, targets[where])
 
     @torch.no_grad()
     def generate(self, input_ids, patches, attention_mask=None, max_new_tokens: int = 64,

@@ -26,8 +26,16 @@ class TrainingParams(Section):
 
 
 class PretrainParams(TrainingParams):
-    connector: Literal["mlp2x_gelu", "linear"] = "mlp2x_gelu"
+    n_records: int | None = Field(None, ge=0)  # LLM-in-the-loop records (None: all; 0: no such steps)
+    records: Literal["all", "captions"] = "all"  # which pre-training records (captions: only those)
+    connector: Literal["mlp2x_gelu", "linear", "word_grounded"] = "mlp2x_gelu"
+    match_word_norm: bool = False  # free connectors: start with tokens of word-embedding norm
+    top_k: int = Field(0, ge=0)  # word_grounded: distinct words per image (0: the top word per patch)
+    fit_epochs: int = Field(8, ge=0)  # word_grounded: epochs of the fit without the LLM
     n_val_records: int = Field(32, ge=1)  # held-out records for the loss before/after
+    reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # also trained, for comparison
+    reference_records: int = Field(96, ge=1)  # its stage-1 caption records (LLM in the loop)
+    curve_every: int = Field(0, ge=0)  # steps between image-reliance measurements (0: none)
 
 
 class FinetuneParams(TrainingParams):
@@ -43,6 +51,9 @@ class FinetuneParams(TrainingParams):
     max_new_tokens: int = Field(96, ge=1)  # greedy decoding cap
     repetition_penalty: float = Field(1.0, ge=1.0)  # >1 discourages loops (saved for inference)
     n_figure_images: int = Field(4, ge=1)  # test images in the reasoning figure
+    reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # as pretrain's: also fine-tuned
+    curve_points: int = Field(0, ge=0)  # measurements along the run (0: none), on validation images
+    n_curve_images: int = Field(8, ge=2)  # validation images of each measurement
 
 
 register_section("pretrain", PretrainParams)

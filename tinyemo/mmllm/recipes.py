@@ -1,11 +1,13 @@
 """The two training stages end to end, shared by the notebooks and `launch.py`.
 
 `pretrain_run`: a fresh connector on the frozen base LLM learns from the EmoScenes
-pre-training records (captions, visual QA, sentiment QA). `finetune_run`: the pre-trained
-MM-LLM gets LoRA adapters (or its whole LLM is unfrozen) and learns the instruct records,
-mixed with caption records of the training images (TinyLLaVA's fine-tuning mix holds
-captions too: they are short and name every object in the image).
-Both read cached patch features, never images, and save to `models/mmllm/<stage>/`.
+pre-training records (captions, visual QA, sentiment QA, or the captions only); the
+word-grounded connector is first fitted without the LLM, on the training captions' words.
+`finetune_run`: the pre-trained MM-LLM gets LoRA adapters (or its whole LLM is unfrozen)
+and learns the instruct records, mixed with caption records of the training images
+(TinyLLaVA's fine-tuning mix holds captions too: they name every object in the image).
+Both read cached patch features, never images, and save to `models/mmllm/<stage>/` (a
+reference connector's model to `models/mmllm/<stage>/<connector>/`).
 Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
 output, which DVC and the runner clear before a run), and are removed once the run is done.
 The measurements the notebooks share sit here too: held-out loss, image reliance, the test
@@ -14,6 +16,8 @@ images and the linear probe of their patches.
 from __future__ import annotations
 
 import shutil
+import time
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,9 +25,10 @@ import torch
 
 from tinyemo import config as tconfig
 from tinyemo.features import load_features
-from tinyemo.mmllm import artifact, ceiling
-from tinyemo.mmllm.data import build_examples, pad_id_of, subsample, training_batch
-from tinyemo.mmllm.train import TrainConfig, TrainResult, train
+from tinyemo.mmllm import artifact, ceiling, grounding
+from tinyemo.mmllm.connector import match_embedding_norm
+from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
+from tinyemo.mmllm.train import TrainConfig, TrainResult, schedule, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
 
@@ -43,6 +48,9 @@ class Run:
     n_records: int
     trainable_parameters: int
     total_parameters: int
+    word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
+    vocabulary: grounding.Vocabulary | None = None  # and its words
+    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see `_fit`)
 
 
 def section_from(name: str, namespace: dict) -> tconfig.Section:
@@ -57,14 +65,30 @@ def caption_records(split: str) -> list[dict]:
             if record["conversations"][0]["value"].endswith(CAPTION_QUESTION)]
 
 
+def caption_bags(split: str, feature_ids: list[str], vocabulary) -> "torch.Tensor":
+    """[N, W] caption bag of words of each feature row's image (zero rows: no caption)."""
+    text = {image_id(r): r["conversations"][1]["value"] for r in caption_records(split)}
+    return grounding.bag_of_words([text.get(i, "") for i in feature_ids], vocabulary)
+
+
 def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
                 n_image_tokens: int, params, n_captions: int | None = 0) -> list:
-    """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised."""
-    records = subsample(load_conversations(kind, split), n, seed)
+    """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised.
+    Pre-training params with `records: captions` draw the `n` from the captions only."""
+    captions_only = kind == "pretrain" and getattr(params, "records", "all") == "captions"
+    pool = caption_records(split) if captions_only else load_conversations(kind, split)
+    records = subsample(pool, n, seed)
     if n_captions != 0:
         records += subsample(caption_records(split), n_captions, seed + 1)
     return build_examples(records, tokenizer, features.ids, n_image_tokens,
                           params.max_length, params.system_prompt)
+
+
+def held_out_captions(tokenizer, features, n: int, seed: int, n_image_tokens: int, params) -> list:
+    """`n` caption records of the validation split, tokenised (the image-reliance set)."""
+    records = subsample(caption_records("val"), n, seed)
+    return build_examples(records, tokenizer, features.ids, n_image_tokens, params.max_length,
+                          params.system_prompt)
 
 
 def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig:
@@ -77,12 +101,35 @@ def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig
                        num_workers=params.num_workers)
 
 
-def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator):
-    result = train(model, examples, features.patches, pad_id_of(tokenizer),
-                   train_config(params, seed, max_steps), checkpoint_dir(out_dir), accelerator)
+def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator,
+         every: int = 0, probe=None) -> Run:
+    """Train; with `probe` ((model, tokenizer) -> dict of measures), measure every `every`
+    steps (a negative `every`: at -every evenly spaced points) and at the end (`Run.curve`).
+    The run is cut at those steps and resumed from its checkpoint, so it trains exactly as
+    it would uninterrupted."""
+    config = train_config(params, seed, max_steps)
+    curve, cpu, seconds, samples, resumed_from = [], 0.0, 0.0, 0, None
+    stops = [None]
+    if examples and every and probe:
+        total = schedule(config, len(examples))[1]
+        every = every if every > 0 else max(1, -(-total // -every))
+        config = replace(config, checkpoint_every=every)
+        stops = list(range(every, total, every)) + [None]
+    result = TrainResult(0, 0, 0.0, 0)
+    for stop in stops if examples else []:
+        started = time.process_time()
+        result = train(model, examples, features.patches, pad_id_of(tokenizer), config,
+                       checkpoint_dir(out_dir), accelerator, stop_after=stop)
+        cpu += time.process_time() - started
+        seconds, samples = seconds + result.seconds, samples + result.samples
+        resumed_from = result.resumed_from if resumed_from is None else resumed_from
+        if probe and every:
+            curve.append({"step": result.steps, "train_cpu_minutes": cpu / 60,
+                          **probe(model, tokenizer)})
+    result = replace(result, samples=samples, seconds=seconds, resumed_from=resumed_from or 0)
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
     return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
-               sum(n for n, _ in counts))
+               sum(n for n, _ in counts), curve=curve)
 
 
 def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> None:
@@ -90,32 +137,77 @@ def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> Non
     if accelerator is None or accelerator.is_main_process:
         artifact.save_mmllm(out_dir, run.model, saved_config)
         shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
+        with suppress(OSError):  # no other run's checkpoints left: no empty folder either
+            checkpoint_dir(out_dir).parent.rmdir()
 
 
-def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None) -> Run:
+def reference_params(params):
+    """The pre-training params of the reference connector (`params.reference_connector`):
+    a free connector whose stage 1 reads caption records only, starting from tokens of
+    word-embedding norm, with the LLM in the loop for `reference_records` records."""
+    return params.model_copy(update={
+        "connector": params.reference_connector, "records": "captions",
+        "n_records": params.reference_records, "match_word_norm": True,
+        "reference_connector": None})
+
+
+def model_dir(stage: str, connector: str | None = None) -> Path:
+    """models/mmllm/<stage> (the profile's connector), or the reference connector's model
+    inside it, models/mmllm/<stage>/<connector> (one DVC output per stage)."""
+    folder = artifact.MODEL_DIR / stage
+    return folder / connector if connector else folder
+
+
+def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
+    """The word-grounded connector's vocabulary from the training captions (else None)."""
+    if params.connector != "word_grounded":
+        return None
+    from tinyemo.llm import load_embedding_table
+
+    tokenizer, _ = load_embedding_table(base.llm, trust_remote_code=base.trust_remote_code)
+    captions = [r["conversations"][1]["value"] for r in caption_records("train")]
+    return grounding.caption_vocabulary(captions, tokenizer)
+
+
+def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None,
+                 every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         from tinyemo.mmllm import launch
         return launch.launched_run("pretrain", params, out_dir, max_steps=max_steps,
                                    trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
+    vocabulary = connector_vocabulary(base, params)
+    options = {"token_ids": vocabulary.token_ids, "top_k": params.top_k} if vocabulary else None
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
         base.llm, base.vision_tower, features.patches.shape[1], params.connector,
-        base.trust_remote_code)
+        base.trust_remote_code, connector_options=options)
+    table = model.llm.get_input_embeddings().weight
+    word_fit = None
+    if vocabulary:
+        bags = caption_bags("train", features.ids, vocabulary)
+        word_fit = grounding.fit_word_scorer(model.connector, features.patches, bags,
+                                             params.fit_epochs, seed=base.seed)
+    elif params.match_word_norm:
+        match_embedding_norm(model.connector, features.patches[:256].float(), table.detach())
     artifact.set_trainable(model, "connector")
     examples = examples_of("pretrain", "train", tokenizer, features, params.n_records, base.seed,
-                           model.n_image_tokens, params)
-    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+                           model.n_image_tokens, params) if params.n_records != 0 else []
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
+               accelerator, every, probe)
+    run.word_fit, run.vocabulary = word_fit, vocabulary
     finish(run, out_dir, {
         "llm": base.llm, "vision_tower": base.vision_tower, "connector": params.connector,
-        "n_image_tokens": model.n_image_tokens, "system_prompt": params.system_prompt,
-        "lora": None, "trained": "connector", "stage": "pretrain",
+        "connector_options": options, "connector_words": vocabulary.words if vocabulary else None,
+        "n_patches": model.n_patches, "n_image_tokens": model.n_image_tokens,
+        "system_prompt": params.system_prompt, "lora": None, "trained": "connector",
+        "stage": "pretrain",
     }, accelerator)
     return run
 
 
 def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
-                 accelerator=None) -> Run:
+                 accelerator=None, every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         from tinyemo.mmllm import launch
         return launch.launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
@@ -132,7 +224,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     artifact.set_trainable(model, params.trainable)
     examples = examples_of("finetune", "train", tokenizer, features, params.n_records, base.seed,
                            model.n_image_tokens, params, params.caption_records)
-    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps, accelerator)
+    run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
+               accelerator, every, probe)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
                           "repetition_penalty": params.repetition_penalty}, accelerator)
@@ -140,30 +233,45 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
 
 
 @torch.no_grad()
+def answer_losses(model, examples, patches, pad_id: int, batch_size: int = 8):
+    """(per-token loss [n], target token id [n]) over every answer token of `examples`."""
+    model.eval()
+    losses, targets = [], []
+    for start in range(0, len(examples), batch_size):
+        out = model(**training_batch(examples[start:start + batch_size], patches, pad_id))
+        losses.append(torch.nn.functional.cross_entropy(out.logits.float(), out.targets,
+                                                        reduction="none"))
+        targets.append(out.targets)
+    return torch.cat(losses), torch.cat(targets)
+
+
 def mean_loss(model, examples, patches, pad_id: int, batch_size: int = 8) -> float:
     """Answer-token loss of `model` on `examples` (weighted by answer tokens)."""
-    model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(examples), batch_size):
-        chunk = examples[start:start + batch_size]
-        n = sum(sum(label >= 0 for label in e.labels[1:]) for e in chunk)
-        total += model(**training_batch(chunk, patches, pad_id)).loss.item() * n
-        count += n
-    return total / count
+    return float(answer_losses(model, examples, patches, pad_id, batch_size)[0].mean())
 
 
-def image_reliance(model, examples, patches, pad_id: int, batch_size: int = 8) -> dict[str, float]:
+def image_reliance(model, examples, patches, pad_id: int, batch_size: int = 8,
+                   focus_ids: set[int] | None = None) -> dict[str, float]:
     """Does the model read the image? Its answer loss on `examples` with each record's own
     image, and with another record's image (every distinct image swapped for the next one).
-    A model that ignores its image tokens scores the same on both."""
+    A model that ignores its image tokens scores the same on both. With `focus_ids` (the
+    token ids of object names), also the rise on those answer tokens alone
+    (`image_reliance_object_words`): the tokens that only the image can predict."""
     rows = sorted({e.patch_row for e in examples})
     if len(rows) < 2:
         raise ValueError("image reliance needs records of at least two different images")
     swap = dict(zip(rows, rows[1:] + rows[:1]))
     swapped = [replace(e, patch_row=swap[e.patch_row]) for e in examples]
-    own = mean_loss(model, examples, patches, pad_id, batch_size)
-    other = mean_loss(model, swapped, patches, pad_id, batch_size)
-    return {"loss_own_image": own, "loss_other_image": other, "image_reliance": other - own}
+    own, targets = answer_losses(model, examples, patches, pad_id, batch_size)
+    other, _ = answer_losses(model, swapped, patches, pad_id, batch_size)
+    result = {"loss_own_image": float(own.mean()), "loss_other_image": float(other.mean()),
+              "image_reliance": float((other - own).mean())}
+    if focus_ids is not None:
+        focus = torch.isin(targets, torch.tensor(sorted(focus_ids), dtype=targets.dtype))
+        result["object_word_tokens"] = int(focus.sum())
+        result["image_reliance_object_words"] = (
+            float((other - own)[focus].mean()) if focus.any() else float("nan"))
+    return result
 
 
 @dataclass
@@ -190,13 +298,42 @@ def scene_features(split: str):
     return features, [by_id[i] for i in features.ids]
 
 
-def test_images(n: int, seed: int) -> TestImages:
-    features, scenes = scene_features("test")
-    references = {Path(r["image"]).stem: r for r in load_conversations("finetune", "test")}
-    order = torch.randperm(len(features), generator=torch.Generator().manual_seed(seed))
+def join_test_images(features, scenes: list, records: list[dict], n: int, seed: int) -> TestImages:
+    """A seeded subset of `n` feature rows with their scene and fine-tuning record; every
+    row's scene id, feature id and record image agree (else a ValueError)."""
+    references = {image_id(r): r for r in records}
+    order = torch.randperm(len(features.ids), generator=torch.Generator().manual_seed(seed))
     rows = sorted(order[:n].tolist())
+    missing = [features.ids[r] for r in rows if features.ids[r] not in references]
+    if missing or any(scenes[r].id != features.ids[r] for r in rows):
+        raise ValueError(f"test features, scene records and fine-tuning records disagree "
+                         f"(no record for {missing[:3]}); re-run `dvc repro synthesize features`")
     return TestImages([scenes[r] for r in rows], [references[features.ids[r]] for r in rows],
                       features.pooled[rows], features.patches[rows].float())
+
+
+def test_images(n: int, seed: int, split: str = "test") -> TestImages:
+    """`n` seeded images of an EmoScenes split (test: final reporting; val: measurements
+    along training) with their scene records and fine-tuning records."""
+    features, scenes = scene_features(split)
+    return join_test_images(features, scenes, load_conversations("finetune", split), n, seed)
+
+
+def grounding_measures(model, tokenizer, images: TestImages, params) -> dict:
+    """Image reliance (all answer tokens and object words) on the images' reference answers,
+    and key-object recall, hallucination and emotion naming of the reasonings the model
+    writes for their prompts (the true label hinted): one point of a training curve."""
+    from tinyemo.mmllm import evaluate, infer
+
+    examples = images.examples(tokenizer, model.n_image_tokens, params)
+    measures = image_reliance(model, examples, images.patches, pad_id_of(tokenizer),
+                              focus_ids=evaluate.object_token_ids(tokenizer))
+    texts = infer.generate(model, tokenizer, [r["conversations"][0]["value"] for r in images.references],
+                           images.patches, params.max_new_tokens, params.eval_batch_size,
+                           params.system_prompt, "curve", params.repetition_penalty)
+    summary = evaluate.summarize_reasonings(evaluate.scores_of(texts, images.scenes))
+    return measures | {k: summary[k] for k in ("key_object_recall", "hallucination_rate",
+                                                "reasoning_names_correct_emotion")}
 
 
 def vision_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
