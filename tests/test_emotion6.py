@@ -161,6 +161,8 @@ def test_only_regular_feature_files_below_the_data_dir_are_extracted():
         member(f"{images}/validation/joy/1.pt"),  # a split never used
         member("TinyEmo-x/elsewhere/Emotion6/images/train/joy/1.pt"),  # outside the data dir
         member(f"/{images}/train/joy/1.pt"),  # an absolute path
+        member(f"{images}/train"),  # a file where the split folder belongs
+        member(f"{images}/train/1.pt"),  # a file with no emotion folder
     ]
     for info in refused:
         assert emotion6._wanted(info) is None, info.name

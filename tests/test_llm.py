@@ -112,7 +112,8 @@ def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
     tokenizer = llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)
-    assert asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True, "revision": None})]
+    pinned = registry.llm_spec("openelm-270m-instruct").tokenizer_revision
+    assert pinned and asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True, "revision": pinned})]
     assert tokenizer.pad_token == tokenizer.eos_token
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "joy"}],

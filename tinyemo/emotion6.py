@@ -108,7 +108,7 @@ def _wanted(member: tarfile.TarInfo) -> PurePosixPath | None:
     if not member.isfile() or parts[: len(prefix)] != prefix or ".." in parts:
         return None
     below = parts[len(prefix) - len(IMAGES.parts):]
-    if len(below) < 3 or below[2] not in USED_SPLITS:
+    if len(below) != 5 or below[2] not in USED_SPLITS:  # Emotion6/images/<split>/<emotion>/<id>.pt
         return None
     return PurePosixPath(*below)
 

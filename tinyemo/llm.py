@@ -136,7 +136,7 @@ def _prepared_dir(name: str, base_dir: Path) -> Path:
 # ----------------------------------------------------------------------------- hub
 def _revision(spec: registry.LLMSpec) -> str | None:
     """The hub commit the registry pins `spec.source` to (None: the newest)."""
-    return getattr(spec, "revision", None)
+    return spec.revision
 
 
 def _hub_tokenizer(spec: registry.LLMSpec, trust_remote_code: bool):
@@ -146,7 +146,7 @@ def _hub_tokenizer(spec: registry.LLMSpec, trust_remote_code: bool):
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, trust_remote_code=trust_remote_code,
-            revision=_revision(spec) if source == spec.source else None,
+            revision=_revision(spec) if source == spec.source else spec.tokenizer_revision,
         )
     except OSError as err:
         raise ModelNotPreparedError(

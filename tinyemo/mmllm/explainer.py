@@ -14,8 +14,13 @@ import torch
 from PIL import Image
 
 from tinyemo import paths
+from tinyemo.errors import TinyEmoError
 from tinyemo.images import UnreadableImageError, read_image  # noqa: F401 (part of this module's interface)
 from tinyemo.mmllm import artifact, infer
+
+
+class IncompatibleModelsError(TinyEmoError, ValueError):
+    """A projector and an MM-LLM that read different vision towers' features."""
 
 
 @dataclass
@@ -37,7 +42,7 @@ class Explainer:
         self.projector = load_projector(projector_dir)
         tower = self.projector.vision_tower
         if tower and tower != config["vision_tower"]:
-            raise ValueError(f"the projector in {projector_dir} reads {tower} features but the "
+            raise IncompatibleModelsError(f"the projector in {projector_dir} reads {tower} features but the "
                              f"MM-LLM in {model_dir} reads {config['vision_tower']}; use a matching pair")
         self.model, self.tokenizer, self.config = artifact.load_mmllm(
             model_dir, trust_remote_code=trust_remote_code, base_dir=base_dir)

@@ -48,7 +48,7 @@ class FinetuneParams(TrainingParams):
     n_eval_images: int = Field(60, ge=1)  # test images scored (seeded subset)
     n_base_eval_images: int = Field(30, ge=1)  # of those, scored with the base LLM too
     eval_batch_size: int = Field(16, ge=1)
-    max_new_tokens: int = Field(96, ge=1)  # greedy decoding cap
+    max_new_tokens: int = Field(112, ge=1)  # greedy decoding cap
     repetition_penalty: float = Field(1.0, ge=1.0)  # >1 discourages loops (saved for inference)
     n_figure_images: int = Field(4, ge=1)  # test images in the reasoning figure
     reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # as pretrain's: also fine-tuned
