@@ -8,7 +8,7 @@ def git(*args):
     subprocess.run(["git", *args], check=True, capture_output=True)
 
 
-def test_a_tree_is_dirty_with_changed_code_but_not_with_a_rewritten_dvc_lock(in_tmp):
+def test_a_tree_is_dirty_with_changed_code_but_not_with_what_the_pipeline_writes(in_tmp):
     git("init", "-q")
     (in_tmp / "code.py").write_text("x = 1\n")
     (in_tmp / "dvc.lock").write_text("stages: {}\n")
@@ -17,7 +17,13 @@ def test_a_tree_is_dirty_with_changed_code_but_not_with_a_rewritten_dvc_lock(in_
     clean = provenance.git_revision()
     assert len(clean["commit"]) == 40 and clean["dirty"] is False
     (in_tmp / "dvc.lock").write_text("stages: {a: 1}\n")
+    for output in ("results/assets/metrics.json", "models/.gitignore", "reports/README.md", "data/x.json"):
+        (in_tmp / output).parent.mkdir(parents=True, exist_ok=True)
+        (in_tmp / output).write_text("written by a stage\n")
     assert provenance.git_revision()["dirty"] is False
+    (in_tmp / "new_module.py").write_text("y = 1\n")
+    assert provenance.git_revision()["dirty"] is True
+    (in_tmp / "new_module.py").unlink()
     (in_tmp / "code.py").write_text("x = 2\n")
     assert provenance.git_revision()["dirty"] is True
 

@@ -8,6 +8,9 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from tinyemo import paths
+
+PIPELINE_OUTPUTS = tuple(str(p) for p in (paths.DATA, paths.MODELS, paths.RESULTS, paths.REPORTS))
 TRACKED_PACKAGES = (
     "torch", "torchvision", "timm", "transformers", "peft", "accelerate", "open_clip_torch",
     "pytorch-metric-learning", "scikit-learn", "numpy", "papermill", "dvc",
@@ -29,8 +32,10 @@ def git_revision() -> dict:
             return None
 
     commit = run("rev-parse", "HEAD")
-    # dvc.lock is rewritten by DVC after every stage of a run, so it does not make a tree dirty
-    changed = run("status", "--porcelain", "--", ".", ":(exclude)dvc.lock") if commit else None
+    # What a run writes (dvc.lock, rewritten after every stage, and the pipeline's outputs,
+    # some of them committed) does not make a tree dirty: only the code and inputs do.
+    outputs = [f":(exclude){path}" for path in ("dvc.lock", *PIPELINE_OUTPUTS)]
+    changed = run("status", "--porcelain", "--", ".", *outputs) if commit else None
     return {"commit": commit or "unknown", "dirty": None if changed is None else bool(changed)}
 
 
