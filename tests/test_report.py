@@ -45,7 +45,11 @@ def test_build_writes_the_index_and_headlines_into_reports_only(in_tmp):
     assert json.loads((in_tmp / "reports/headlines.json").read_text()) == {
         "synthesize.n_images": 100, "synthesize.note": "two\nlines | here"}
     assert (in_tmp / "reports/assets/figures/plot.png").exists()
+    (in_tmp / "results/assets/notebook.html").write_text("<html></html>")
+    report.build("smoke", {}, out=in_tmp / "reports")
+    assert not list((in_tmp / "reports").rglob("*.html")), "executed notebooks stay in results/ only"
     index = (in_tmp / "reports/README.md").read_text()
+    assert "(../results/assets/notebook.html)" in index
     assert "sanity.top1_is_cat" in index and "Test CPU" in index
 
 

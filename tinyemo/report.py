@@ -173,7 +173,7 @@ def copy_stage_outputs(records: dict[str, dict], out: Path) -> dict[str, list[st
         target.mkdir(parents=True, exist_ok=True)
         files = []
         for item in sorted(source.iterdir()):
-            if item.suffix in (".json", ".md", ".csv", ".html") and item.is_file():
+            if item.suffix in (".json", ".md", ".csv") and item.is_file():
                 shutil.copy(item, target / item.name)
                 files.append(item.name)
         if (source / "figures").is_dir():
@@ -206,7 +206,9 @@ def write_index(records, copied, headlines, profile: str, out: Path) -> str:
         if metrics:
             flat = flatten(metrics)
             parts += [markdown_table(["metric", "value"], [[k, v] for k, v in flat.items()]), ""]
-        parts += [f"- [{f}]({name}/{f})" for f in files if f.endswith((".md", ".png", ".svg", ".html"))]
+        parts += [f"- [{f}]({name}/{f})" for f in files if f.endswith((".md", ".png", ".svg"))]
+        if (records[name]["folder"] / "notebook.html").exists():  # kept once, beside the stage's results
+            parts.append(f"- [executed notebook](../{records[name]['folder'].as_posix()}/notebook.html)")
         parts.append("")
     index = "\n".join(parts)
     (out / "README.md").write_text(index)
