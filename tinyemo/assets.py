@@ -91,12 +91,9 @@ def llm_sanity(model, tokenizer, prompt: str, max_new_tokens: int = 12) -> dict:
 
 def plot_vision_sanity(photo: Image.Image, sanity: dict, title: str, path: Path) -> Path:
     """The photo beside its top-k ImageNet classes (or its output shapes if it has no head)."""
-    import matplotlib
+    from tinyemo.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (left, right) = pyplot().subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ratios": [1, 1.3]})
     left.imshow(photo)
     left.set_axis_off()
     left.set_title(title, fontsize=10)
@@ -110,8 +107,4 @@ def plot_vision_sanity(photo: Image.Image, sanity: dict, title: str, path: Path)
         right.set_axis_off()
         right.text(0.0, 0.5, f"pooled: {sanity['pooled_dim']}-d\npatches: {sanity['patch_tokens']}"
                    f" x {sanity['patch_dim']}-d\n(no ImageNet head)", fontsize=11, va="center")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

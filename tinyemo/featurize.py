@@ -40,11 +40,11 @@ def summary(features: FeatureSet) -> dict:
 
 def plot_pca(sets: dict[str, FeatureSet], path: Path) -> Path:
     """One panel per feature set: its pooled embeddings on their first two principal axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
+
+    from tinyemo.figures import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 4.4), squeeze=False)
     for ax, (title, features) in zip(axes[0], sets.items()):
@@ -60,8 +60,4 @@ def plot_pca(sets: dict[str, FeatureSet], path: Path) -> Path:
         ax.set_xlabel(f"PC1 ({share[0]:.0%})")
         ax.set_ylabel(f"PC2 ({share[1]:.0%})")
         ax.legend(fontsize=7, markerscale=2, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

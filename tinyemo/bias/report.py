@@ -10,16 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from tinyemo.bias.analysis import Findings  # noqa: E402
-from tinyemo.report import markdown_table  # noqa: E402
+from tinyemo.bias.analysis import Findings
+from tinyemo.figures import pyplot, save_figure
+from tinyemo.report import markdown_table
 
 COLUMNS = ["rank", "predictor", "emotion", "shift (pp)", "partial r", "high: pred e / expected", "p", "q", "flagged"]
 
@@ -38,7 +35,7 @@ def plot_top_shifts(tables: dict[str, pd.DataFrame], path: Path, k: int = 10) ->
     """Horizontal bars: the top-k pairs of the first table, and the same pairs in the others."""
     first = next(iter(tables.values())).head(k)
     keys = list(zip(first.predictor, first.emotion))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * k + 1.5))
+    fig, ax = pyplot().subplots(figsize=(7, 0.35 * k + 1.5))
     height = 0.8 / len(tables)
     for j, (name, table) in enumerate(tables.items()):
         indexed = table.set_index(["predictor", "emotion"])
@@ -54,17 +51,14 @@ def plot_top_shifts(tables: dict[str, pd.DataFrame], path: Path, k: int = 10) ->
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("shift of P(pred = emotion) beyond the true label\n(percentage points; hatched = flagged)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_flip_rates(flips: dict[str, dict[str, dict]], path: Path) -> Path:
     """Grouped bars: toward-rate of each planted bias, per projector."""
     biases = list(flips)
     models = list(next(iter(flips.values())))
-    fig, ax = plt.subplots(figsize=(1.8 * len(biases) + 3, 3.2))
+    fig, ax = pyplot().subplots(figsize=(1.8 * len(biases) + 3, 3.2))
     width = 0.8 / len(models)
     for j, model in enumerate(models):
         ax.bar(np.arange(len(biases)) + j * width, [100 * flips[b][model]["toward_rate"] for b in biases],
@@ -73,10 +67,7 @@ def plot_flip_rates(flips: dict[str, dict[str, dict]], path: Path) -> Path:
     ax.set_xticklabels([b.replace(" -> ", "\n-> ").replace(" (", "\n(") for b in biases], fontsize=8)
     ax.set_ylabel("% of pairs flipped toward the emotion")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def example_images(findings: Findings, predictor: str, emotion: str, image_paths: dict[str, Path],
@@ -92,17 +83,14 @@ def example_images(findings: Findings, predictor: str, emotion: str, image_paths
 def plot_examples(examples: Sequence[tuple[Path, str]], title: str, path: Path) -> Path | None:
     if not examples:
         return None
-    fig, axes = plt.subplots(1, len(examples), figsize=(2.2 * len(examples), 2.6), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(examples), figsize=(2.2 * len(examples), 2.6), squeeze=False)
     for ax, (image, caption) in zip(axes[0], examples):
         with Image.open(image) as im:
             ax.imshow(im.convert("RGB"))
         ax.set_title(caption, fontsize=8)
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def flip_markdown(flips: dict[str, dict[str, dict]]) -> str:

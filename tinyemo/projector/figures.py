@@ -7,23 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+from tinyemo.figures import pyplot, save_figure
 
 
 def embedding_map(projected: torch.Tensor, labels: torch.Tensor, anchors: torch.Tensor,
@@ -32,7 +16,7 @@ def embedding_map(projected: torch.Tensor, labels: torch.Tensor, anchors: torch.
     """t-SNE of projected images (dots) and the label anchors (stars), in one embedding."""
     from sklearn.manifold import TSNE
 
-    plt = _pyplot()
+    plt = pyplot()
     rows = np.random.default_rng(seed).permutation(len(projected))[:max_points]
     points = torch.cat([projected[rows], anchors]).numpy()
     perplexity = float(min(30, max(2, (len(points) - 1) // 3)))
@@ -50,11 +34,11 @@ def embedding_map(projected: torch.Tensor, labels: torch.Tensor, anchors: torch.
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, markerscale=2, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_heatmap(confusion: np.ndarray, label_names: Sequence[str], path: Path, title: str = "") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(label_names), 0.6 + 0.7 * len(label_names)))
     totals = confusion.sum(axis=1, keepdims=True).clip(min=1)
     ax.imshow(confusion / totals, cmap="Blues", vmin=0, vmax=1)
@@ -66,11 +50,11 @@ def confusion_heatmap(confusion: np.ndarray, label_names: Sequence[str], path: P
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def epoch_curves(histories: dict[str, list[dict]], path: Path, key: str = "val_top1", title: str = "") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for name, history in histories.items():
         ax.plot([row["epoch"] for row in history], [row[key] for row in history], marker="o", label=name)
@@ -79,13 +63,13 @@ def epoch_curves(histories: dict[str, list[dict]], path: Path, key: str = "val_t
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bar_chart(groups: dict[str, dict[str, tuple[float, float]]], path: Path, *, ylabel: str = "top-1",
               title: str = "", chance: float | None = None) -> Path:
     """Grouped bars with error bars: {group: {bar: (mean, std)}}."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(groups)
     bars = list(dict.fromkeys(bar for group in groups.values() for bar in group))
     width = 0.8 / max(1, len(bars))
@@ -102,4 +86,4 @@ def bar_chart(groups: dict[str, dict[str, tuple[float, float]]], path: Path, *, 
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -357,10 +357,7 @@ def render_csv(metrics: dict) -> str:
 
 def heatmap(metrics: dict, path: Path) -> Path:
     """Top-1 per row x dataset; in-domain columns marked with `*` in their label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tinyemo.figures import pyplot, save_figure
 
     datasets = [d for d in metrics["eval_datasets"] if d in metrics["n_classes"]]
     names = list(metrics["table"])
@@ -371,7 +368,7 @@ def heatmap(metrics: dict, path: Path) -> Path:
             if "top1" in cell:
                 values[i, j] = 100 * cell["top1"]["mean"]
     in_domain = {d for row in metrics["table"].values() for d, c in row.items() if c.get("in_domain")}
-    fig, ax = plt.subplots(figsize=(4.5 + 1.1 * len(datasets), 1.6 + 0.45 * len(names)))
+    fig, ax = pyplot().subplots(figsize=(4.5 + 1.1 * len(datasets), 1.6 + 0.45 * len(names)))
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for (i, j), value in np.ndenumerate(values):
         if not np.isnan(value):
@@ -383,12 +380,7 @@ def heatmap(metrics: dict, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_title("top-1 (%); * = in-domain column", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.04)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _write(path: Path, text: str) -> None:

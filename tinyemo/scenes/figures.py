@@ -4,22 +4,19 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from tinyemo.scenes.records import SPLITS, SceneRecord  # noqa: E402
-from tinyemo.taxonomy import MIKELS8  # noqa: E402
+from tinyemo.figures import pyplot, save_figure
+from tinyemo.scenes.records import SPLITS, SceneRecord
+from tinyemo.taxonomy import MIKELS8
 
 
 def sample_grid(records: list[SceneRecord], finetune: dict[str, dict], root: Path, path: Path,
                 columns: int = 4, wrap: int = 46) -> Path:
     """Images with label / rule label, and the teacher's answer under each."""
     rows = int(np.ceil(len(records) / columns))
-    fig, axes = plt.subplots(rows * 2, columns, figsize=(4.2 * columns, 6.4 * rows),
+    fig, axes = pyplot().subplots(rows * 2, columns, figsize=(4.2 * columns, 6.4 * rows),
                              gridspec_kw={"height_ratios": [1, 0.75] * rows})
     axes = np.atleast_2d(axes)
     for ax in axes.flat:
@@ -32,15 +29,12 @@ def sample_grid(records: list[SceneRecord], finetune: dict[str, dict], root: Pat
         answer = finetune[record.id]["conversations"][1]["value"]
         text = "\n".join(textwrap.fill(part, wrap) for part in answer.split("\n") if part)
         bottom.text(0, 1, text, va="top", ha="left", fontsize=7, family="serif", wrap=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def class_counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path:
     """Grouped bars: images per Mikels-8 class, one bar per split."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = pyplot().subplots(figsize=(9, 3.6))
     width = 0.8 / len(SPLITS)
     x = np.arange(len(MIKELS8))
     for k, split in enumerate(SPLITS):
@@ -49,10 +43,7 @@ def class_counts_chart(counts: dict[str, dict[str, int]], path: Path) -> Path:
     ax.set_ylabel("images")
     ax.set_title("EmoScenes: images per class (label after noise)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def counterfactual_figure(scene, attribute: str, value: str, size: int, path: Path) -> Path:
@@ -63,7 +54,7 @@ def counterfactual_figure(scene, attribute: str, value: str, size: int, path: Pa
     before = np.asarray(render_scene(scene, size))
     after = np.asarray(render_scene(with_attribute(scene, attribute, value), size))
     changed = (before != after).any(axis=2).astype(float)
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.3))
+    fig, axes = pyplot().subplots(1, 3, figsize=(9, 3.3))
     panels = ((before, f"{attribute} = {scene.attributes[attribute]}"),
               (after, f"{attribute} = {value}"),
               (changed, f"pixels that differ ({100 * changed.mean():.1f}%)"))
@@ -71,7 +62,4 @@ def counterfactual_figure(scene, attribute: str, value: str, size: int, path: Pa
         ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0) if image.ndim == 2 else ax.imshow(image)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
