@@ -55,19 +55,22 @@ batch_size = 32
 emotion6_split = "val"
 report_rows = 10
 n_examples = 4
+planted_biases = []  # synthesize.planted_biases: the biases planted in the training split
+image_size = 224  # synthesize.image_size: the side of the rendered scenes
 
 # %%
+import dataclasses
 import json
 import time
 
 import torch
 from IPython.display import Markdown, display
 
-from tinyemo import config, paths
+from tinyemo import paths
 from tinyemo.bias import control as control_mod
 from tinyemo.bias.analysis import Settings, analyse, attribute_values, emoscenes_splits, score_planted
 from tinyemo.bias.concepts import concept_anchors, load_concept_bank, null_phrases
-from tinyemo.bias.counterfactual import encode_pairs, flip_rates
+from tinyemo.bias.probe import mean_flip_rates, probe_suspects, report_flips, suspect_pairs
 from tinyemo.bias.report import write_report
 from tinyemo.features import load_features
 from tinyemo.projector.artifact import load_projector
@@ -75,14 +78,11 @@ from tinyemo.vision import load_vision_tower
 
 torch.set_num_threads(threads)
 out = paths.stage_results("bias")
-(out / "figures").mkdir(parents=True, exist_ok=True)
-synthesize = config.load_params()["synthesize"]
-planted = [bias.model_dump() for bias in synthesize.planted_biases]
 settings = Settings(alpha=alpha, correction=correction, n_permutations=n_permutations,
                     residualise=residualise, seed=seed)
 timings = {}
 started = time.perf_counter()
-planted
+planted_biases
 
 # %% [markdown]
 # ## The concept bank and its anchors
@@ -136,8 +136,8 @@ step = time.perf_counter()
 tower = load_vision_tower(vision_tower)
 train_ids, train_pooled, train_labels, train_records = emoscenes_splits(["train"])
 control_pooled, n_reencoded = control_mod.control_features(
-    tower, [r.scene for r in train_records], train_pooled, planted, train_labels,
-    synthesize.image_size, seed, batch_size)
+    tower, [r.scene for r in train_records], train_pooled, planted_biases, train_labels,
+    image_size, seed, batch_size)
 control_projector = control_mod.train_like(projector, control_pooled, train_labels)
 control = analyse("control", control_projector, pooled, labels, ids, bank, anchors, settings, groups,
                   null_anchors)
@@ -148,27 +148,19 @@ display(control.groups.head(5))
 # %% [markdown]
 # ## Counterfactual probe
 #
-# For each planted bias, and for each group pair either projector flags, test scenes
-# lacking the attribute value are rendered again with it (only the frame or corner-mark
-# pixels change), and both projectors classify both versions. A flagged pair whose
+# For each planted bias, and for each group pair among the `top_k` flagged by either projector,
+# test scenes lacking the attribute value are rendered again with it (only the frame or
+# corner-mark pixels change), and both projectors classify both versions. A flagged pair whose
 # counterfactual moves predictions toward its emotion is a real dependence of the model on
 # the attribute, whether or not anyone planted it.
 
 # %%
 step = time.perf_counter()
 test_ids, test_pooled, _, test_records = emoscenes_splits(["test"])
-suspects = {(b["attribute"], b["value"], b["emotion"]): True for b in planted}
-for table in (biased.groups, control.groups):
-    for row in table[table.flagged].head(top_k).itertuples():
-        attribute, value = row.predictor.split("=", 1)
-        suspects.setdefault((attribute, value, row.emotion), False)
-flips, probes = {}, {}
-for (attribute, value, emotion), is_planted in suspects.items():
-    pairs = encode_pairs(tower, [r.scene for r in test_records], attribute, value,
-                         synthesize.image_size, batch_size, pooled=test_pooled, limit=n_counterfactual)
-    rates = {"biased": flip_rates(projector, pairs, emotion),
-             "control": flip_rates(control_projector, pairs, emotion)}
-    (flips if is_planted else probes)[f"{attribute}={value} -> {emotion}"] = rates
+suspects = suspect_pairs(planted_biases, [biased.groups, control.groups], top_k)
+flips, probes = probe_suspects(suspects, {"biased": projector, "control": control_projector}, tower,
+                               [r.scene for r in test_records], image_size, batch_size,
+                               pooled=test_pooled, limit=n_counterfactual)
 timings["counterfactual_seconds"] = round(time.perf_counter() - step, 1)
 {"planted": flips, "other flagged pairs": probes}
 
@@ -182,7 +174,7 @@ timings["counterfactual_seconds"] = round(time.perf_counter() - step, 1)
 # much of the naive lens is the geometry of the embedding table.
 
 # %%
-raw_settings = Settings(**{**settings.__dict__, "residualise": False})
+raw_settings = dataclasses.replace(settings, residualise=False)
 raw = {name: analyse(name, model, pooled, labels, ids, bank, anchors, raw_settings)
        for name, model in (("biased", projector), ("control", control_projector))}
 
@@ -208,10 +200,10 @@ display(emotion6.concepts.head(report_rows))
 # ## Scores on known truth and the report
 
 # %%
-truth = score_planted(biased, planted, top_k)
+truth = score_planted(biased, planted_biases, top_k)
 metrics = {
     "profile": profile,
-    "planted_biases": len(planted),
+    "planted_biases": len(planted_biases),
     "alpha": alpha,
     "correction": correction,
     "top_k": top_k,
@@ -226,10 +218,7 @@ metrics = {
     "control_concept_flags": int(control.concepts.flagged.sum()),
     "raw_concept_flags_biased": int(raw["biased"].concepts.flagged.sum()),
     "raw_concept_flags_control": int(raw["control"].concepts.flagged.sum()),
-    "flip_toward_biased": round(sum(f["biased"]["toward_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
-    "flip_toward_control": round(sum(f["control"]["toward_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
-    "flip_any_biased": round(sum(f["biased"]["flip_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
-    "flip_any_control": round(sum(f["control"]["flip_rate"] for f in flips.values()) / len(flips), 4) if flips else None,
+    **mean_flip_rates(flips, ["biased", "control"]),
     "emotion6_concept_flags": int(emotion6.concepts.flagged.sum()),
     "emotion6_raw_concept_flags": int(raw["Emotion6"].concepts.flagged.sum()),
     "n_reencoded_control": n_reencoded,
@@ -240,7 +229,7 @@ metrics = {
 }
 image_paths = {r.id: r.image_path() for r in records}
 report = write_report(out, metrics=metrics, emoscenes=biased, control=control, raw=raw,
-                      flips={**flips, **{f"{k} (not planted)": v for k, v in probes.items()}},
+                      flips=report_flips(flips, probes),
                       emotion6=emotion6, image_paths=image_paths, correction=correction, alpha=alpha,
                       k=report_rows, n_examples=n_examples)
 biased.groups.to_csv(out / "groups_biased.csv", index=False)

@@ -86,3 +86,18 @@ def test_failed_stage_leaves_no_output_that_looks_complete(probe_repo, in_tmp):
 def test_unknown_stage_names_the_valid_ones():
     with pytest.raises(ValueError, match="valid stages: assets, synthesize"):
         stages.stage("asets")
+
+
+def test_keys_of_other_sections_a_stage_reads_arrive_as_parameters(probe_repo, in_tmp, monkeypatch):
+    reader = stages.Stage("probe", "probe.py", "probe", reads=("base.seed", "synthesize.image_size"))
+    monkeypatch.setitem(stages.STAGES, "probe", reader)
+    probe_repo()
+    sections = config.load_params(in_tmp / "params.yaml")
+    declared = runner.notebook_parameters(reader.source)
+    with pytest.raises(config.ConfigError, match=r"reads 'synthesize.image_size'.*'image_size'"):
+        runner.stage_parameters(reader, sections, declared)
+    declared["image_size"] = {"name": "image_size"}
+    parameters = runner.stage_parameters(reader, sections, declared)
+    assert parameters["image_size"] == sections["synthesize"].image_size
+    assert parameters["seed"] == sections["base"].seed
+    assert parameters["sizes"] == [2, 3]

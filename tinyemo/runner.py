@@ -1,7 +1,7 @@
 """Run one pipeline stage: execute its notebook with papermill and record provenance.
 
-The runner passes the stage's parameter section (and the `base` keys the notebook declares)
-as Python values, refuses parameters the notebook does not declare, executes with
+The runner passes the stage's parameter section (the `base` keys the notebook declares, and
+the keys of other sections the stage `reads`) as Python values, refuses parameters the notebook does not declare, executes with
 `kernel_name="python3"` from the repository root, and writes the executed notebook, an HTML
 copy and `provenance.json` into `results/<stage>/`. If the notebook fails, the stage's
 declared outputs are removed, so nothing half-written looks complete; the failed notebook is
@@ -59,9 +59,18 @@ def stage_parameters(stage: Stage, sections: dict[str, config.Section], declared
             f"section {stage.section!r}; declare them in its `parameters` cell or remove them "
             "from profiles/"
         )
+    borrowed = {}
+    for dotted in stage.reads:
+        section, key = dotted.split(".", 1)
+        if key not in declared:
+            raise config.ConfigError(
+                f"stage {stage.name!r} reads {dotted!r}, but the notebook {stage.source} does not "
+                f"declare the parameter {key!r} in its `parameters` cell"
+            )
+        borrowed[key] = sections[section].model_dump()[key]
     base = sections["base"].model_dump()
     shared = {key: value for key, value in base.items() if key in declared}
-    return {**shared, **own}
+    return {**shared, **borrowed, **own}
 
 
 def declared_outputs(stage_name: str, dvc_file: Path = Path("dvc.yaml")) -> list[Path]:

@@ -12,6 +12,8 @@ class Stage:
     name: str
     notebook: str  # jupytext percent-format source under notebooks/
     section: str | None  # its own params.yaml section; every key must be a notebook parameter
+    # keys of other sections it also reads ("section.key"), passed as the parameter `key`
+    reads: tuple[str, ...] = ()
 
     @property
     def source(self) -> Path:
@@ -33,7 +35,7 @@ STAGES: dict[str, Stage] = {
         Stage("ablate", "04_ablate.py", "ablate"),
         Stage("pretrain", "05_pretrain.py", "pretrain"),
         Stage("finetune", "06_finetune.py", "finetune"),
-        Stage("bias", "07_bias.py", "bias"),
+        Stage("bias", "07_bias.py", "bias", reads=("synthesize.planted_biases", "synthesize.image_size")),
         Stage("paper_table", "08_paper_table.py", "paper_table"),
         Stage("report", "09_report.py", None),
     )
