@@ -22,8 +22,16 @@ class VisionTowerSpec:
     pooled_dim: int  # width of the pooled embedding (the Metric Projector's input)
     patch_dim: int  # width of one patch token (the connector's input)
     image_size: int  # side of the square input
-    source: str  # where the weights come from
-    pretrained: str = ""  # open_clip pretrained tag
+    source: str  # where the weights come from, for people to read
+    architecture: str = ""  # open_clip model name (e.g. "ViT-L-14"); open_clip towers only
+    pretrained: str = ""  # open_clip pretrained tag (e.g. "openai"; empty: random weights)
+
+    def __post_init__(self):
+        if self.family == "open_clip" and not self.architecture:
+            raise ValueError(f"vision tower {self.name!r}: an open_clip tower needs its `architecture`")
+        if self.family != "open_clip" and (self.architecture or self.pretrained):
+            raise ValueError(f"vision tower {self.name!r}: `architecture` and `pretrained` are "
+                             f"open_clip fields, not {self.family!r} ones")
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,11 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
         ),
         VisionTowerSpec(
             "clip-vit-l-14", "open_clip", pooled_dim=768, patch_dim=1024, image_size=224,
-            source="open_clip ViT-L-14", pretrained="openai",
+            source="open_clip ViT-L-14", architecture="ViT-L-14", pretrained="openai",
         ),
         VisionTowerSpec(
             "clip-vit-b-16", "open_clip", pooled_dim=512, patch_dim=768, image_size=224,
-            source="open_clip ViT-B-16", pretrained="openai",
+            source="open_clip ViT-B-16", architecture="ViT-B-16", pretrained="openai",
         ),
         VisionTowerSpec(
             "tiny-random-cnn", "tiny-random", pooled_dim=32, patch_dim=16, image_size=64,

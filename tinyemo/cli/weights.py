@@ -18,8 +18,7 @@ def _hub_files(spec: registry.VisionTowerSpec) -> tuple[str, tuple[str, ...]] | 
     import open_clip
     from open_clip import pretrained
 
-    arch = spec.source.removeprefix("open_clip ")
-    repo = open_clip.get_pretrained_cfg(arch, spec.pretrained).get("hf_hub", "").strip("/")
+    repo = open_clip.get_pretrained_cfg(spec.architecture, spec.pretrained).get("hf_hub", "").strip("/")
     if not repo:
         return None
     return repo, (pretrained.HF_SAFE_WEIGHTS_NAME, pretrained.HF_WEIGHTS_NAME)

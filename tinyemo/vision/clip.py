@@ -17,12 +17,11 @@ class OpenClipTower(VisionTower):
         import open_clip
 
         super().__init__(spec)
-        arch = spec.source.removeprefix("open_clip ")
         # OpenAI's weights were trained with QuickGELU; open_clip 3 only warns when the
         # architecture's default GELU is used with them, and the features come out wrong.
-        quick_gelu = bool(open_clip.get_pretrained_cfg(arch, spec.pretrained).get("quick_gelu"))
+        quick_gelu = bool(open_clip.get_pretrained_cfg(spec.architecture, spec.pretrained).get("quick_gelu"))
         model, _, self.transform = open_clip.create_model_and_transforms(
-            arch, pretrained=spec.pretrained or None, force_quick_gelu=quick_gelu
+            spec.architecture, pretrained=spec.pretrained or None, force_quick_gelu=quick_gelu
         )
         self.visual = model.visual
         self.freeze()
@@ -41,4 +40,4 @@ def load(spec: VisionTowerSpec, base_dir=None) -> OpenClipTower:
 
 
 def prepare(spec: VisionTowerSpec, out_dir) -> dict:
-    return {"arch": spec.source, "pretrained": spec.pretrained, "loaded_by_name": True}
+    return {"arch": spec.architecture, "pretrained": spec.pretrained, "loaded_by_name": True}
