@@ -63,7 +63,7 @@ import torch
 from IPython.display import Image, Markdown, display
 
 from tinyemo import paths
-from tinyemo.config import PaperTableParams
+from tinyemo.projector.params import PaperTableParams
 from tinyemo.projector import paper_table
 
 torch.set_num_threads(threads)

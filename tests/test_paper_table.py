@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from tinyemo import config, taxonomy
-from tinyemo.config import ConfigError, PaperTableParams
+from tinyemo.config import ConfigError
 from tinyemo.datasets import dataset
 from tinyemo.features import FeatureSet
 from tinyemo.projector import paper_numbers, paper_table
 from tinyemo.projector.joint import JointTrainingError
 from tinyemo.projector.paper_table import FeatureSource
+from tinyemo.projector.params import PaperTableParams
 
 EIGHT = list(paper_numbers.COLUMNS)  # the paper's column order
 LABELS = {name: dataset(name).label_names for name in EIGHT}

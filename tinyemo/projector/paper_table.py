@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tinyemo.config import ConfigError, PaperTableParams
+from tinyemo.config import ConfigError
 from tinyemo.features import FeatureError, FeatureSet, available_splits, load_features
 from tinyemo.projector import baselines
 from tinyemo.projector.anchors import build_anchor_set
@@ -42,6 +42,7 @@ from tinyemo.projector.joint import (
     check_widths, leaked_columns, train_joint, union_labels, validation_scores, zero_shot,
 )
 from tinyemo.projector.paper_numbers import CITATION, PUBLISHED, column_title, published_for
+from tinyemo.projector.params import PaperTableParams
 from tinyemo.projector.recipe import Recipe
 from tinyemo.projector.study import mean_std
 from tinyemo.report import markdown_table

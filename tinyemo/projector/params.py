@@ -1,10 +1,11 @@
-"""Parameter sections `projector` and `ablate` (see profiles/default.yaml)."""
+"""Parameter sections `projector`, `ablate` and `paper_table` (see profiles/default.yaml)."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from tinyemo import registry
 from tinyemo.config import Section, register_section
 from tinyemo.projector.recipe import Candidate, Recipe, check_templates
 from tinyemo.projector.texts import SOURCES, TEMPLATES
@@ -61,6 +62,84 @@ class AblateParams(Section):
         return value
 
 
+def known_datasets() -> tuple[str, ...]:
+    """Dataset names a stage may name: the dataset registry's, the paper's and those with features."""
+    from tinyemo import features
+    from tinyemo.projector.paper_numbers import COLUMNS
+
+    names = set(features.DATASETS) | set(COLUMNS)
+    try:
+        from tinyemo.datasets import DATASETS
+    except ImportError:
+        pass
+    else:
+        names |= set(DATASETS)
+    return tuple(sorted(names))
+
+
+def _check_datasets(names: list[str], what: str) -> list[str]:
+    unknown = [name for name in names if name not in known_datasets()]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; valid: {', '.join(known_datasets())}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} {names} name a dataset twice")
+    return names
+
+
+class PaperTableParams(Section):
+    """Section `paper_table`: the layout of the paper's Table VIII (notebooks/08_paper_table.py)."""
+
+    train_datasets: list[str] | list[list[str]]  # one training group, or a list of groups
+    eval_datasets: list[str] = Field(min_length=1)  # the table's columns (test splits)
+    llms: list[str] = []  # a row per LLM: anchors from its input-embedding table
+    sources: list[Literal["sentence"]] = []  # other meaningful anchor sources (random is the floor)
+    recipes: dict[str, dict] = Field(min_length=1)  # name -> recipe fields (plus `template`)
+    seeds: list[int] = Field([0], min_length=1)  # each row trains once per seed: mean ± std
+    lr_cv_folds: int = Field(5, ge=2)  # logistic-probe ceiling: C chosen by CV on train
+
+    @field_validator("train_datasets")
+    @classmethod
+    def _known_train(cls, value: list) -> list:
+        groups = [value] if value and isinstance(value[0], str) else value
+        if not groups or any(not group for group in groups):
+            raise ValueError("train_datasets needs at least one dataset in every group")
+        for group in groups:
+            _check_datasets(group, "training datasets")
+        return value
+
+    @field_validator("eval_datasets")
+    @classmethod
+    def _known_eval(cls, value: list[str]) -> list[str]:
+        return _check_datasets(value, "evaluation datasets")
+
+    @field_validator("llms")
+    @classmethod
+    def _known_llms(cls, value: list[str]) -> list[str]:
+        for name in value:
+            registry.llm_spec(name)
+        return value
+
+    @field_validator("recipes")
+    @classmethod
+    def _valid_recipes(cls, value: dict) -> dict:
+        for name, fields in value.items():
+            fields = dict(fields)
+            try:
+                check_templates(fields.pop("template", "bare"))
+                Recipe(**fields)
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"recipe {name!r}: {problems}") from None
+            except ValueError as err:
+                raise ValueError(f"recipe {name!r}: {err}") from None
+        return value
+
+    def groups(self) -> list[list[str]]:
+        """The training groups: each trains its own projector (one vision tower per group)."""
+        value = self.train_datasets
+        return [list(value)] if isinstance(value[0], str) else [list(group) for group in value]
+
 
 register_section("projector", ProjectorParams)
 register_section("ablate", AblateParams)
+register_section("paper_table", PaperTableParams)
