@@ -309,7 +309,7 @@ def test_bf16_mixed_precision_trains(tmp_path):
 
 
 def test_stages_with_several_processes_launch_accelerate(tmp_path):
-    from tinyemo.mmllm.launch import launch_command
+    from tinyemo.mmllm.processes import launch_command
     from tinyemo.mmllm.params import PretrainParams
 
     ddp = PretrainParams(lr=1e-3, num_processes=2, gradient_accumulation_steps=2)

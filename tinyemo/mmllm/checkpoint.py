@@ -22,6 +22,12 @@ from safetensors.torch import load_file, save_file
 
 PREFIX = "step-"
 SHARDED_STATE = "accelerate"
+CHECKPOINTS = "checkpoints"  # folder beside the stages' model folders
+
+
+def checkpoint_dir(out_dir: Path) -> Path:
+    """Where the run that saves to `out_dir` keeps its checkpoints."""
+    return Path(out_dir).parent / CHECKPOINTS / Path(out_dir).name
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -26,32 +26,13 @@ import torch
 from tinyemo import config as tconfig
 from tinyemo.features import load_features
 from tinyemo.mmllm import artifact, ceiling, grounding
+from tinyemo.mmllm.checkpoint import checkpoint_dir
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
-from tinyemo.mmllm.train import TrainConfig, TrainResult, schedule, train
+from tinyemo.mmllm.processes import launched_run
+from tinyemo.mmllm.train import Run, TrainConfig, TrainResult, schedule, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
-
-CHECKPOINTS = "checkpoints"
-
-
-def checkpoint_dir(out_dir: Path) -> Path:
-    """Where the run that saves to `out_dir` keeps its checkpoints."""
-    return Path(out_dir).parent / CHECKPOINTS / Path(out_dir).name
-
-
-@dataclass
-class Run:
-    model: torch.nn.Module
-    tokenizer: object
-    result: TrainResult
-    n_records: int
-    trainable_parameters: int
-    total_parameters: int
-    word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
-    vocabulary: grounding.Vocabulary | None = None  # and its words
-    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see `_fit`)
-
 
 def section_from(name: str, namespace: dict) -> tconfig.Section:
     """The validated params section `name` from a notebook's parameter variables."""
@@ -172,8 +153,7 @@ def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None,
                  every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
-        from tinyemo.mmllm import launch
-        return launch.launched_run("pretrain", params, out_dir, max_steps=max_steps,
+        return launched_run("pretrain", params, out_dir, max_steps=max_steps,
                                    trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     vocabulary = connector_vocabulary(base, params)
@@ -209,8 +189,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
 def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
                  accelerator=None, every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
-        from tinyemo.mmllm import launch
-        return launch.launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
+        return launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
                                    trust_remote_code=base.trust_remote_code)
     features = load_features("emoscenes", "train")
     model, tokenizer, saved = artifact.load_mmllm(

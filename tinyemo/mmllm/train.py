@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from tinyemo.mmllm import checkpoint
 from tinyemo.mmllm.data import Example, summarise, to_device, training_batch
+from tinyemo.mmllm.grounding import Vocabulary
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
 
@@ -67,6 +68,21 @@ class TrainResult:
     @property
     def samples_per_second(self) -> float:
         return self.samples / self.seconds if self.seconds else float("nan")
+
+
+@dataclass
+class Run:
+    """A trained stage: the model, how its training went and what it trained."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    result: TrainResult
+    n_records: int
+    trainable_parameters: int
+    total_parameters: int
+    word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
+    vocabulary: Vocabulary | None = None  # and its words
+    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see recipes `_fit`)
 
 
 def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module) -> str:

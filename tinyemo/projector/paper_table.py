@@ -33,7 +33,6 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tinyemo.config import ConfigError
 from tinyemo.features import FeatureError, FeatureSet, available_splits, load_features
 from tinyemo.projector import baselines
 from tinyemo.projector.anchors import build_anchor_set
