@@ -43,6 +43,8 @@ def test_every_stage_has_a_notebook_and_a_dvc_stage_reading_its_section():
         assert (REPO / stage.source).exists()
         declared = notebook_parameters(REPO / stage.source)
         assert declared, f"{stage.source} has no parameters cell"
+        for dotted in stage.reads:  # keys of other sections: tracked by DVC, declared by the notebook
+            assert dotted in dvc[name]["params"] and dotted.split(".", 1)[1] in declared
 
 
 def test_dvc_pipeline_resolves():

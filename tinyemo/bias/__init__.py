@@ -7,5 +7,6 @@
 - `analysis`: the concept and group lenses on one projector, scoring on known truth.
 - `control`: the training split without its planted biases, and a projector trained on it.
 - `counterfactual`: the same scene with and without an attribute value; flip rates.
+- `probe`: which pairs the counterfactual probe tests, run on every projector; mean flip rates.
 - `report`: the ranked Markdown report and its figures.
 """
