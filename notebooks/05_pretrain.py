@@ -99,6 +99,8 @@ gradient_checkpointing = False
 num_processes = 1
 accelerate_config = None
 num_workers = 0
+records_file = None
+records_features = None
 
 # %%
 import json

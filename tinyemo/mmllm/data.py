@@ -1,7 +1,9 @@
 """LLaVA conversation records -> token ids with answer-only labels -> padded batches.
 
-A record (`id`, `image`, `conversations`) is matched to its cached patch grid by image id
-(the file name of `image` without extension), so training never re-encodes images.
+A record (`id`, `image`, `conversations`) is matched to its cached patch grid by image path
+(`feature_key`: the longest trailing part of `image`, without extension, that is a feature id:
+an EmoScenes file name, or a WEBEmo path relative to its dataset root), so training never
+re-encodes images.
 
 At scale (the paper's 525k pre-training records) nothing is held whole: `RecordFile` reads a
 LLaVA-format JSON list lazily (an index of byte offsets, one record parsed per access),
@@ -16,8 +18,8 @@ import json
 import math
 from array import array
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -50,6 +52,19 @@ def image_id(record: dict) -> str:
     return Path(record["image"]).stem
 
 
+def feature_key(image: str, ids: Mapping[str, int] | set[str]) -> str | None:
+    """The feature id an image path joins: the longest trailing part of the path, without its
+    extension, that is one of `ids` (`/any/where/train/joy/12.jpg` -> `train/joy/12`, else
+    `joy/12`, else `12`); None when no part is."""
+    path = PurePosixPath(str(image).replace("\\", "/"))
+    parts = (path.with_suffix("") if path.name else path).parts
+    for start in range(len(parts)):
+        key = "/".join(parts[start:])
+        if key in ids:
+            return key
+    return None
+
+
 def subsample(records: list[dict], n: int | None, seed: int) -> list[dict]:
     """A seeded random subset of `n` records (all of them when n is None or larger)."""
     if n is None or n >= len(records):
@@ -62,11 +77,11 @@ def _example(record: dict, rows: dict[str, int], tokenizer, n_image_tokens: int,
              max_length: int | None, system_prompt: str | None) -> Example:
     if not isinstance(record, dict) or "image" not in record or "conversations" not in record:
         raise RecordFileError(f"a LLaVA record needs `image` and `conversations`; got {str(record)[:120]}")
-    key = image_id(record)
-    if key not in rows:
+    key = feature_key(record["image"], rows)
+    if key is None:
         raise KeyError(
-            f"record {record.get('id')!r} refers to image {key!r}, which has no cached "
-            "features; re-run `dvc repro features`"
+            f"record {record.get('id')!r} refers to image {record['image']!r}, which has no "
+            "cached features; re-run `dvc repro features`"
         )
     encoded = encode_conversation(tokenizer, record["conversations"], n_image_tokens,
                                   system_prompt, max_length)
@@ -157,14 +172,25 @@ class RecordFile(Sequence):
             return [self[i] for i in range(*index.indices(len(self)))]
         if not -len(self) <= index < len(self):
             raise IndexError(f"record {index} of {len(self)} in {self.path}")
-        index %= len(self)
+        with open(self.path, "rb") as handle:
+            return self._read(handle, index % len(self))
+
+    def _read(self, handle, index: int) -> dict:
         offset = self.offsets[index]
         end = self.offsets[index + 1] if index + 1 < len(self.offsets) else None
-        with open(self.path, "rb") as handle:
-            handle.seek(offset)
-            raw = handle.read(end - offset if end is not None else -1).decode("utf-8")
+        handle.seek(offset)
+        raw = handle.read(end - offset if end is not None else -1).decode("utf-8")
         record, _ = self._decoder.raw_decode(raw)
         return record
+
+    def read(self, indices: Iterable[int] | None = None) -> Iterator[dict]:
+        """The records at `indices` (default: all, in order), read through one open file."""
+        with open(self.path, "rb") as handle:
+            for index in range(len(self)) if indices is None else indices:
+                yield self._read(handle, int(index))
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.read()
 
     def image_path(self, index: int) -> Path:
         """The image file of record `index` (under `image_root`)."""

@@ -1,7 +1,7 @@
 """Parameter sections `pretrain` and `finetune` (see profiles/default.yaml for each knob)."""
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tinyemo.config import Section, register_section
 
@@ -24,6 +24,27 @@ class TrainingParams(Section):
     accelerate_config: str | None = None  # configs/accelerate/*.yaml for those processes
     num_workers: int = Field(0, ge=0)  # DataLoader processes tokenising records (0: none)
 
+    # The paper's records instead of EmoScenes' (tinyemo.mmllm.records); None: EmoScenes
+    records_file: str | None = None  # LLaVA-format JSON list, or a folder holding exactly one
+    records_features: str | None = None  # the `encode` folder of its images (data/features/webemo/train)
+
+    def _records_conflicts(self) -> list[str]:
+        """Settings that read EmoScenes records, whose images a records file's features lack."""
+        return []
+
+    @model_validator(mode="after")
+    def _records_pair(self):
+        if (self.records_file is None) != (self.records_features is None):
+            raise ValueError("records_file and records_features go together: set both (the "
+                             "records and the feature folder of their images) or neither")
+        conflicts = self._records_conflicts() if self.records_file else []
+        if conflicts:
+            raise ValueError(f"with a records_file, {', '.join(conflicts)} cannot be used: it "
+                             "reads EmoScenes records, whose images have no features there "
+                             "(connector: mlp2x_gelu or linear, records: all, caption_records: 0, "
+                             "reference_connector: null)")
+        return self
+
 
 class PretrainParams(TrainingParams):
     n_records: int | None = Field(None, ge=0)  # LLM-in-the-loop records (None: all; 0: no such steps)
@@ -36,6 +57,11 @@ class PretrainParams(TrainingParams):
     reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # also trained, for comparison
     reference_records: int = Field(96, ge=1)  # its stage-1 caption records (LLM in the loop)
     curve_every: int = Field(0, ge=0)  # steps between image-reliance measurements (0: none)
+
+    def _records_conflicts(self) -> list[str]:
+        return _conflicting({"connector": self.connector == "word_grounded",
+                             "records": self.records == "captions",
+                             "reference_connector": self.reference_connector is not None}, self)
 
 
 class FinetuneParams(TrainingParams):
@@ -54,6 +80,15 @@ class FinetuneParams(TrainingParams):
     reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # as pretrain's: also fine-tuned
     curve_points: int = Field(0, ge=0)  # measurements along the run (0: none), on validation images
     n_curve_images: int = Field(8, ge=2)  # validation images of each measurement
+
+    def _records_conflicts(self) -> list[str]:
+        return _conflicting({"caption_records": self.caption_records != 0,
+                             "reference_connector": self.reference_connector is not None}, self)
+
+
+def _conflicting(conflicts: dict[str, bool], params) -> list[str]:
+    """`key: value` of each conflicting setting."""
+    return [f"{key}: {getattr(params, key)}" for key, conflict in conflicts.items() if conflict]
 
 
 register_section("pretrain", PretrainParams)

@@ -30,6 +30,7 @@ from tinyemo.mmllm.checkpoint import checkpoint_dir
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.processes import launched_run
+from tinyemo.mmllm.records import record_examples, records_features
 from tinyemo.mmllm.train import Run, TrainConfig, TrainResult, schedule, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
@@ -52,10 +53,22 @@ def caption_bags(split: str, feature_ids: list[str], vocabulary) -> "torch.Tenso
     return grounding.bag_of_words([text.get(i, "") for i in feature_ids], vocabulary)
 
 
+def training_features(kind: str, params):
+    """The train split's cached features: EmoScenes', or those `params.records_features`
+    names when the stage trains on a records file."""
+    if params.records_file:
+        return records_features(kind, params.records_features)
+    return load_features("emoscenes", "train")
+
+
 def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
                 n_image_tokens: int, params, n_captions: int | None = 0) -> list:
     """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised.
-    Pre-training params with `records: captions` draw the `n` from the captions only."""
+    Pre-training params with `records: captions` draw the `n` from the captions only.
+    With `params.records_file`, `n` records of that file (tokenised lazily; `features` from
+    `training_features`)."""
+    if params.records_file:
+        return record_examples(kind, params, tokenizer, features, n, seed, n_image_tokens)
     captions_only = kind == "pretrain" and getattr(params, "records", "all") == "captions"
     pool = caption_records(split) if captions_only else load_conversations(kind, split)
     records = subsample(pool, n, seed)
@@ -155,7 +168,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         return launched_run("pretrain", params, out_dir, max_steps=max_steps,
                                    trust_remote_code=base.trust_remote_code)
-    features = load_features("emoscenes", "train")
+    features = training_features("pretrain", params)
     vocabulary = connector_vocabulary(base, params)
     options = {"token_ids": vocabulary.token_ids, "top_k": params.top_k} if vocabulary else None
     torch.manual_seed(base.seed)  # the connector's initial weights
@@ -191,7 +204,7 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         return launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
                                    trust_remote_code=base.trust_remote_code)
-    features = load_features("emoscenes", "train")
+    features = training_features("finetune", params)
     model, tokenizer, saved = artifact.load_mmllm(
         pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
     lora = None
