@@ -41,7 +41,7 @@ def peak_rss_mb() -> float:
 
 
 def _projector_training(threads: int) -> dict:
-    from tinyemo.features import load_features
+    from tinyemo.feature_store import load_features
     from tinyemo.projector.anchors import AnchorSet
     from tinyemo.projector.artifact import load_projector
     from tinyemo.projector.train import Recipe, train_projector
@@ -60,8 +60,8 @@ def _projector_training(threads: int) -> dict:
 
 def _mmllm_training(threads: int, steps: int, batch_size: int) -> dict:
     from tinyemo import config
-    from tinyemo.features import load_features
-    from tinyemo.mmllm import artifact, recipes
+    from tinyemo.feature_store import load_features
+    from tinyemo.mmllm import artifact, stage_runs
     from tinyemo.mmllm.data import pad_id_of
     from tinyemo.mmllm.train import TrainConfig, train
 
@@ -74,7 +74,7 @@ def _mmllm_training(threads: int, steps: int, batch_size: int) -> dict:
         artifact.add_lora(model, params.lora_r, params.lora_alpha, params.lora_dropout,
                           params.lora_targets)
     artifact.set_trainable(model, params.trainable)
-    examples = recipes.examples_of("finetune", "train", tokenizer, features, steps * batch_size,
+    examples = stage_runs.examples_of("finetune", "train", tokenizer, features, steps * batch_size,
                                    0, model.n_image_tokens, params)
     result = train(model, examples, features.patches, pad_id_of(tokenizer),
                    TrainConfig(batch_size=batch_size, lr=params.lr, checkpoint_every=0))
@@ -90,12 +90,12 @@ def in_fresh_process(fn, *args) -> dict:
 
 
 def classification(args) -> dict:
-    from tinyemo.mmllm import evaluate, infer, recipes
+    from tinyemo.mmllm import evaluate, infer, stage_runs
     from tinyemo.mmllm.explainer import Explainer, read_image
     from tinyemo import paths
 
     explainer = Explainer(args.model, args.projector)
-    test = recipes.test_images(args.images, args.seed)
+    test = stage_runs.test_images(args.images, args.seed)
     files = [paths.EMOSCENES / "images" / s.image for s in test.scenes]
     truth = [s.label for s in test.scenes]
     projector, model, tokenizer = explainer.projector, explainer.model, explainer.tokenizer

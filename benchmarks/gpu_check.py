@@ -48,9 +48,9 @@ def build(args):
 
         model, tokenizer = dry_run.mmllm("openelm-270m-instruct", layers=1)
         return model, tokenizer, dry_run.build_vision_tower(layers=2), dry_run.IMAGE_TOKENS
-    from tinyemo import registry
     from tinyemo.mmllm import artifact
-    from tinyemo.vision import load_vision_tower
+    from tinyemo.models import registry
+    from tinyemo.models.vision import load_vision_tower
 
     spec = registry.llm_spec(args.llm)
     n_tokens = (registry.vision_tower_spec(TOWER).image_size // 14) ** 2

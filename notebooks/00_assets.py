@@ -51,8 +51,8 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import assets, paths
-from tinyemo.llm import load_llm
-from tinyemo.vision import load_vision_tower
+from tinyemo.models.llm import load_llm
+from tinyemo.models.vision import load_vision_tower
 
 torch.set_num_threads(threads)
 out = paths.stage_results("assets")

@@ -49,9 +49,9 @@ from IPython.display import Markdown
 
 from tinyemo import paths
 from tinyemo.scenes import catalogue, figures, records, rules, stats
-from tinyemo.scenes.bias import check_biases
 from tinyemo.scenes.dataset import synthesize
 from tinyemo.scenes.llm_teacher import make_teacher
+from tinyemo.scenes.planted_bias import check_biases
 from tinyemo.scenes.sampling import sample_scene
 from tinyemo.taxonomy import MIKELS_TO_EKMAN
 

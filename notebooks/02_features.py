@@ -50,7 +50,7 @@ import json
 import torch
 from IPython.display import Image, display
 
-from tinyemo import featurize, paths
+from tinyemo import features, paths
 
 torch.set_num_threads(threads)
 out = paths.stage_results("features")
@@ -65,13 +65,13 @@ metrics = {"profile": profile, "vision_tower": vision_tower}
 # a bigger dataset would cost. Images that could not be read were skipped and counted.
 
 # %%
-datasets = featurize.load_all()
+datasets = features.load_all()
 for name, splits in datasets.items():
-    run = featurize.encode_metrics(name)
+    run = features.encode_metrics(name)
     metrics[name] = {}
-    for split, features in splits.items():
+    for split, feature_set in splits.items():
         rate = run.get("splits", {}).get(split, {}).get("images_per_second")
-        metrics[name][split] = {**featurize.summary(features), "images_per_second": rate}
+        metrics[name][split] = {**features.summary(feature_set), "images_per_second": rate}
     metrics[name]["skipped"] = run.get("skipped", {})
     metrics[name]["source"] = run.get("source", {})
     print(f"{name}: {run.get('vision_tower', '?')}, skipped {run.get('skipped') or 'none'}")
@@ -88,7 +88,7 @@ metrics["emotion6_has_test"] = "test" in datasets.get("emotion6", {})
 
 # %%
 panels = {f"{name} train": splits["train"] for name, splits in datasets.items() if "train" in splits}
-figure = featurize.plot_pca(panels, out / "figures" / "pca.png")
+figure = features.plot_pca(panels, out / "figures" / "pca.png")
 display(Image(filename=str(figure)))
 
 # %%

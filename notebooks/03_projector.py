@@ -91,7 +91,7 @@ from tinyemo.projector import figures, selection, study
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.artifact import save_projector
 from tinyemo.projector.evaluate import project
-from tinyemo.projector.recipe import Candidate
+from tinyemo.projector.hyperparameters import Candidate
 from tinyemo.projector.zeroshot import held_out_zeroshot
 from tinyemo.report import markdown_table
 from tinyemo.taxonomy import EKMAN6

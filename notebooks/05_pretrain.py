@@ -111,15 +111,15 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import paths
-from tinyemo.features import load_features
-from tinyemo.mmllm import artifact, figures, grounding, recipes
+from tinyemo.feature_store import load_features
+from tinyemo.mmllm import artifact, figures, grounding, stage_runs
 from tinyemo.mmllm.data import pad_id_of
 from tinyemo.mmllm.prompts import IMAGE_TOKEN_ID
 from tinyemo.mmllm.train import write_loss_log
 
 torch.set_num_threads(threads)
-base = recipes.section_from("base", globals())
-params = recipes.section_from("pretrain", globals())
+base = stage_runs.section_from("base", globals())
+params = stage_runs.section_from("pretrain", globals())
 out = paths.stage_results("pretrain")
 (out / "figures").mkdir(parents=True, exist_ok=True)
 
@@ -131,15 +131,15 @@ out = paths.stage_results("pretrain")
 
 # %%
 val_features = load_features("emoscenes", "val")
-vocabulary = recipes.connector_vocabulary(base, params)
+vocabulary = stage_runs.connector_vocabulary(base, params)
 torch.manual_seed(seed)
 untrained, tokenizer = artifact.build_mmllm(
     llm, vision_tower, val_features.patches.shape[1], connector, trust_remote_code,
     connector_options={"token_ids": vocabulary.token_ids, "top_k": top_k} if vocabulary else None)
 pad_id = pad_id_of(tokenizer)
-val_examples = recipes.held_out_captions(tokenizer, val_features, n_val_records, seed,
+val_examples = stage_runs.held_out_captions(tokenizer, val_features, n_val_records, seed,
                                          untrained.n_image_tokens, params)
-val_loss_before = recipes.mean_loss(untrained, val_examples, val_features.patches, pad_id)
+val_loss_before = stage_runs.mean_loss(untrained, val_examples, val_features.patches, pad_id)
 del untrained
 example = val_examples[0]
 print(f"a record: {len(example.input_ids)} tokens, of which "
@@ -157,7 +157,7 @@ if vocabulary:
 
 # %%
 started, cpu_started = time.perf_counter(), time.process_time()
-run = recipes.pretrain_run(base, params, recipes.model_dir("pretrain"))
+run = stage_runs.pretrain_run(base, params, stage_runs.model_dir("pretrain"))
 train_seconds = time.perf_counter() - started
 train_cpu_seconds = time.process_time() - cpu_started
 print(f"{run.result.steps} LLM-in-the-loop steps on {run.n_records} records; "
@@ -171,7 +171,7 @@ print(f"{run.result.steps} LLM-in-the-loop steps on {run.n_records} records; "
 # %%
 word_precision = None
 if run.word_fit:
-    val_bags = recipes.caption_bags("val", val_features.ids, run.vocabulary)
+    val_bags = stage_runs.caption_bags("val", val_features.ids, run.vocabulary)
     with torch.no_grad():
         distribution = run.model.connector.image_distribution(val_features.patches)
     word_precision = grounding.precision_at(distribution, val_bags, top_k or 8)
@@ -190,7 +190,7 @@ if run.word_fit:
 # %%
 from safetensors import safe_open
 
-with safe_open(recipes.model_dir("pretrain") / artifact.WEIGHTS_FILE, framework="pt") as saved:
+with safe_open(stage_runs.model_dir("pretrain") / artifact.WEIGHTS_FILE, framework="pt") as saved:
     saved_names = list(saved.keys())
 assert saved_names and all(name.startswith("connector.") for name in saved_names), saved_names
 assert run.trainable_parameters == sum(p.numel() for p in run.model.connector.parameters())
@@ -205,7 +205,7 @@ assert run.trainable_parameters == sum(p.numel() for p in run.model.connector.pa
 # per answer token.
 
 # %%
-reliance = recipes.image_reliance(run.model, val_examples, val_features.patches, pad_id)
+reliance = stage_runs.image_reliance(run.model, val_examples, val_features.patches, pad_id)
 write_loss_log(run.result.log, out / "loss.csv")  # header only when no LLM-in-the-loop step ran
 print(f"validation loss: {val_loss_before:.3f} -> {reliance['loss_own_image']:.3f}; with another "
       f"record's image {reliance['loss_other_image']:.3f} (image reliance "
@@ -224,13 +224,13 @@ print(f"validation loss: {val_loss_before:.3f} -> {reliance['loss_own_image']:.3
 # %%
 reference = None
 if reference_connector:
-    reference_params = recipes.reference_params(params)
+    reference_params = stage_runs.reference_params(params)
     started = time.perf_counter()
-    reference_examples = recipes.held_out_captions(tokenizer, val_features, n_val_records, seed,
+    reference_examples = stage_runs.held_out_captions(tokenizer, val_features, n_val_records, seed,
                                                    val_features.patches.shape[1], params)
-    reference = recipes.pretrain_run(
-        base, reference_params, recipes.model_dir("pretrain", reference_connector),
-        every=curve_every, probe=lambda model, _: recipes.image_reliance(
+    reference = stage_runs.pretrain_run(
+        base, reference_params, stage_runs.model_dir("pretrain", reference_connector),
+        every=curve_every, probe=lambda model, _: stage_runs.image_reliance(
             model, reference_examples, val_features.patches, pad_id))
     reference_seconds = time.perf_counter() - started
     curve = pd.DataFrame(reference.curve)

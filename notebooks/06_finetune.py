@@ -115,18 +115,18 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import paths
-from tinyemo.mmllm import artifact, evaluate, figures, infer, recipes
+from tinyemo.mmllm import artifact, evaluate, figures, infer, stage_runs
 from tinyemo.mmllm.data import pad_id_of
 from tinyemo.mmllm.train import write_loss_log
 from tinyemo.projector.artifact import load_projector
 
 torch.set_num_threads(threads)
-base = recipes.section_from("base", globals())
-params = recipes.section_from("finetune", globals())
+base = stage_runs.section_from("base", globals())
+params = stage_runs.section_from("finetune", globals())
 out = paths.stage_results("finetune")
 (out / "figures").mkdir(parents=True, exist_ok=True)
-pretrain_dir = recipes.model_dir("pretrain")
-model_dir = recipes.model_dir("finetune")
+pretrain_dir = stage_runs.model_dir("pretrain")
+model_dir = stage_runs.model_dir("finetune")
 projector_dir = paths.MODELS / "projector" / "emoscenes"
 
 # %% [markdown]
@@ -139,10 +139,10 @@ projector_dir = paths.MODELS / "projector" / "emoscenes"
 # it would uninterrupted.
 
 # %%
-curve_images = recipes.test_images(n_curve_images, seed, split="val")
-curve_probe = partial(recipes.grounding_measures, images=curve_images, params=params)
+curve_images = stage_runs.test_images(n_curve_images, seed, split="val")
+curve_probe = partial(stage_runs.grounding_measures, images=curve_images, params=params)
 started = time.perf_counter()
-run = recipes.finetune_run(base, params, pretrain_dir, model_dir, every=-curve_points,
+run = stage_runs.finetune_run(base, params, pretrain_dir, model_dir, every=-curve_points,
                            probe=curve_probe)
 train_seconds = time.perf_counter() - started
 write_loss_log(run.result.log, out / "loss.csv")
@@ -173,7 +173,7 @@ connector = artifact.read_config(model_dir)["connector"]
 # is not involved.
 
 # %%
-test = recipes.test_images(n_eval_images, seed)
+test = stage_runs.test_images(n_eval_images, seed)
 truth = [s.label for s in test.scenes]
 projector = load_projector(projector_dir)
 detached = infer.projector_options(projector, test.pooled)
@@ -197,14 +197,14 @@ tuned_metrics
 # Object mentions alone cannot say whether the model looked at the image: the hint names
 # the label, and every label has its typical objects. So the reference answers of the same
 # test images are scored twice, with each image's own patches and with another test image's
-# (`recipes.image_reliance`). The rise in loss, in nats per answer token, is the model's
+# (`stage_runs.image_reliance`). The rise in loss, in nats per answer token, is the model's
 # **image reliance**: zero for a model that writes the same whatever it is shown.
 
 # %%
 pad_id = pad_id_of(tokenizer)
 object_words = evaluate.object_token_ids(tokenizer)
 test_examples = test.examples(tokenizer, tuned.n_image_tokens, params)
-tuned_metrics |= recipes.image_reliance(tuned, test_examples, test.patches, pad_id,
+tuned_metrics |= stage_runs.image_reliance(tuned, test_examples, test.patches, pad_id,
                                         focus_ids=object_words)
 {k: round(tuned_metrics[k], 4) for k in ("loss_own_image", "loss_other_image", "image_reliance",
                                          "image_reliance_object_words", "key_object_recall",
@@ -224,7 +224,7 @@ base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
     projector.label_names, max_new_tokens, eval_batch_size, system_prompt, "base",
     repetition_penalty, shuffled=False)
-base_metrics |= recipes.image_reliance(base_model, test_examples, test.patches, pad_id,
+base_metrics |= stage_runs.image_reliance(base_model, test_examples, test.patches, pad_id,
                                        focus_ids=object_words)
 del base_model
 base_metrics
@@ -239,9 +239,9 @@ base_metrics
 reference_metrics, reference_curve = None, None
 if reference_connector:
     started = time.perf_counter()
-    reference = recipes.finetune_run(
-        base, params, recipes.model_dir("pretrain", reference_connector),
-        recipes.model_dir("finetune", reference_connector), every=-curve_points, probe=curve_probe)
+    reference = stage_runs.finetune_run(
+        base, params, stage_runs.model_dir("pretrain", reference_connector),
+        stage_runs.model_dir("finetune", reference_connector), every=-curve_points, probe=curve_probe)
     reference_seconds = time.perf_counter() - started
     reference_curve = reference.curve
     reference_model = reference.model.eval()
@@ -251,7 +251,7 @@ if reference_connector:
         reference_model, tokenizer, test.scenes, test.patches, test.references,
         projector.label_names, max_new_tokens, eval_batch_size, system_prompt, reference_connector,
         repetition_penalty)
-    reference_metrics |= recipes.image_reliance(
+    reference_metrics |= stage_runs.image_reliance(
         reference_model, test.examples(tokenizer, reference_model.n_image_tokens, params),
         test.patches, pad_id, focus_ids=object_words)
     reference_metrics |= {"train_seconds": reference.result.seconds,
@@ -272,19 +272,24 @@ reference_metrics
 # probe's own misses are the vision tower's.
 
 # %%
-vision_probe = recipes.vision_probe(fit_split="train", test_split="test")
+vision_probe = stage_runs.vision_probe(fit_split="train", test_split="test")
 vision_probe
 
 # %% [markdown]
 # ## Side by side
 #
-# The fine-tuned model's figures on the base LLM's images too, so that both columns count
-# the same images.
+# The ceiling first: the teacher's own reference answers, scored the same way (the
+# teacher read the scene graph, so it names the label and the key objects and invents
+# nothing). Then the probe of what the patches carry, the fine-tuned connectors, and the
+# floor, the base LLM. The fine-tuned model's figures on the base LLM's images too, so that
+# both columns count the same images.
 
 # %%
 tuned_on_base_images = evaluate.summarize_reasonings(evaluate.scores_of(
     [r["reasoning"] for r in tuned_rows[:n_base]], test.scenes[:n_base]))
+teacher = evaluate.teacher_ceiling(test.scenes, test.references)
 table = pd.DataFrame({
+    f"teacher's reference answers ({len(truth)} images)": teacher,
     "linear probe of the patches (all test images)": {
         "key_object_recall": vision_probe["key_object_recall"],
         "hallucination_rate": vision_probe["false_object_rate"]},
@@ -360,6 +365,7 @@ metrics = {
     **prefixed("", tuned_metrics),
     **prefixed("base_llm_", base_metrics),
     **prefixed("vision_probe_", vision_probe),
+    **prefixed("teacher_", teacher),
     "curve": [{k: round(v, 4) for k, v in row.items()} for row in run.curve],
 }
 if reference_metrics:

@@ -70,11 +70,11 @@ from tinyemo import paths
 from tinyemo.bias import control as control_mod
 from tinyemo.bias.analysis import Settings, analyse, attribute_values, emoscenes_splits, score_planted
 from tinyemo.bias.concepts import concept_anchors, load_concept_bank, null_phrases
+from tinyemo.bias.findings import write_report
 from tinyemo.bias.probe import mean_flip_rates, probe_suspects, report_flips, suspect_pairs
-from tinyemo.bias.report import write_report
-from tinyemo.features import load_features
+from tinyemo.feature_store import load_features
+from tinyemo.models.vision import load_vision_tower
 from tinyemo.projector.artifact import load_projector
-from tinyemo.vision import load_vision_tower
 
 torch.set_num_threads(threads)
 out = paths.stage_results("bias")

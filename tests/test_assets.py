@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from tinyemo import assets
-from tinyemo.llm import load_llm
-from tinyemo.vision import load_vision_tower
+from tinyemo.models.llm import load_llm
+from tinyemo.models.vision import load_vision_tower
 
 
 def test_vision_sanity_of_a_headless_tower_reports_shapes():

@@ -4,13 +4,13 @@ import torch
 
 from tinyemo.bias import control
 from tinyemo.bias.counterfactual import encode_pairs, flip_rates
+from tinyemo.models.vision import encode_images, load_vision_tower
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.artifact import ProjectorArtifact
 from tinyemo.projector.train import Recipe, train_projector
 from tinyemo.scenes.dataset import build_records
 from tinyemo.scenes.render import render_scene
 from tinyemo.taxonomy import MIKELS8
-from tinyemo.vision import encode_images, load_vision_tower
 
 SIZE = 64
 BIAS = {"attribute": "frame_color", "value": "teal", "emotion": "fear", "strength": 1.0}

@@ -12,7 +12,7 @@ from tinyemo import cli, errors
 from tinyemo.cli import main
 from tinyemo.config import ConfigError
 from tinyemo.emotion6 import DataUnavailableError
-from tinyemo.registry import UnknownModelError
+from tinyemo.models.registry import UnknownModelError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,23 +59,24 @@ def test_a_bug_keeps_its_traceback(monkeypatch, error):
 
 
 def test_every_project_error_class_is_a_tinyemo_error_and_keeps_its_builtin_base():
-    from tinyemo import base_models, config, emotion6, features, registry, runner, taxonomy
+    from tinyemo import config, emotion6, feature_store, runner, taxonomy
     from tinyemo.bias import association, concepts, scores
     from tinyemo.mmllm import artifact as mmllm_artifact
     from tinyemo.mmllm import explainer
+    from tinyemo.models import folders, registry
     from tinyemo.projector import anchors
     from tinyemo.projector import artifact as projector_artifact
     from tinyemo.scenes import catalogue, records
 
     expected = {
-        features.FeatureError: ValueError, config.ConfigError: ValueError,
+        feature_store.FeatureError: ValueError, config.ConfigError: ValueError,
         registry.UnknownModelError: ValueError, anchors.AnchorError: ValueError,
         emotion6.DataUnavailableError: FileNotFoundError, emotion6.FeatureFolderError: ValueError,
         mmllm_artifact.MissingModelError: FileNotFoundError,
         explainer.UnreadableImageError: ValueError,
         projector_artifact.ProjectorLoadError: ValueError,
         projector_artifact.FeatureWidthError: ValueError,
-        base_models.ModelNotPreparedError: FileNotFoundError, scores.ScoreError: ValueError,
+        folders.ModelNotPreparedError: FileNotFoundError, scores.ScoreError: ValueError,
         association.AssociationError: ValueError, concepts.ConceptBankError: ValueError,
         records.MissingDataError: FileNotFoundError, catalogue.UnknownSceneNameError: ValueError,
         runner.StageError: RuntimeError, taxonomy.UnknownTaxonomyError: ValueError,

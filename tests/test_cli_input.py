@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.image_helpers import huge_png
 from tests.test_projector_cli import WIDTH, projector, run  # noqa: F401 (fixture)
-from tinyemo.features import FeatureSet, feature_path
+from tinyemo.feature_store import FeatureSet, feature_path
 from tinyemo.projector.artifact import load_projector, save_projector
 from tinyemo.taxonomy import EKMAN6
 
@@ -112,7 +112,7 @@ def test_classify_names_its_projector_and_warns_that_it_learnt_a_synthetic_world
 def test_missing_clip_weights_offline_fail_at_once_naming_the_fix(labelled, capsys, in_tmp, monkeypatch):
     from huggingface_hub import constants
 
-    import tinyemo.vision
+    import tinyemo.models.vision
 
     directory, _, _ = labelled
     artifact = load_projector(directory)
@@ -124,7 +124,7 @@ def test_missing_clip_weights_offline_fail_at_once_naming_the_fix(labelled, caps
     def never(*args, **kwargs):
         raise AssertionError("the tower must not be loaded when its weights are missing")
 
-    monkeypatch.setattr(tinyemo.vision, "load_vision_tower", never)
+    monkeypatch.setattr(tinyemo.models.vision, "load_vision_tower", never)
     Image.new("RGB", (64, 64)).save(in_tmp / "photo.png")
     started = time.perf_counter()
     code, _, err = run(capsys, "classify", "photo.png", "--projector", str(directory))

@@ -2,7 +2,8 @@ import copy
 
 import pytest
 
-from tinyemo import config, registry
+from tinyemo import config
+from tinyemo.models import registry
 
 
 def test_every_profile_renders_and_validates():

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from tinyemo import embedding_table, registry
-from tinyemo.embedding_table import EmbeddingTableError, read_embedding_table
+from tinyemo.models import embedding_table, registry
+from tinyemo.models.embedding_table import EmbeddingTableError, read_embedding_table
 
 
 def tiny_llama():
@@ -89,9 +89,9 @@ def test_hub_llms_are_pinned_where_a_commit_is_known():
 
 
 def test_llm_load_embedding_table_reads_hub_models_through_the_embedding_loader(tmp_path, monkeypatch):
-    """`tinyemo.llm.load_embedding_table` on a hub-family spec: the tokenizer and the table
+    """`tinyemo.models.llm.load_embedding_table` on a hub-family spec: the tokenizer and the table
     come from the pinned files, and no model is built."""
-    from tinyemo import llm
+    from tinyemo.models import llm
 
     folder = saved(tiny_llama(), tmp_path / "model")
     llm.tiny_tokenizer().save_pretrained(folder)

@@ -11,8 +11,8 @@ from safetensors import safe_open
 from tests.conftest import REPO
 from tinyemo import config, emotion6
 from tinyemo.encode import EncodeSettings, SplitEncoder, encode_configured, encode_dataset
-from tinyemo.features import FeatureError, FeatureSet, load_features
-from tinyemo.vision import load_vision_tower
+from tinyemo.feature_store import FeatureError, FeatureSet, load_features
+from tinyemo.models.vision import load_vision_tower
 
 LABELS = ("anger", "joy", "fear")
 
@@ -225,7 +225,7 @@ import os, signal, sys
 from pathlib import Path
 import torch
 from tests.test_encode import encoder, make_images
-from tinyemo.vision import load_vision_tower
+from tinyemo.models.vision import load_vision_tower
 
 torch.set_num_threads(1)
 records = make_images(Path(sys.argv[1]) / "images", 30)

@@ -14,9 +14,10 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from tinyemo import emotion6, registry
+from tinyemo import emotion6
 from tinyemo.encode import EncodeSettings, SplitEncoder
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
+from tinyemo.models import registry
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ class Record:
 
 @pytest.fixture(scope="module")
 def paper_tower():
-    from tinyemo.vision import clip
+    from tinyemo.models.vision import clip
 
     torch.manual_seed(0)
     spec = dataclasses.replace(registry.vision_tower_spec("clip-vit-l-14"), pretrained="")  # random weights

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 from tests.dataset_fixtures import BUILDERS, build
 from tinyemo import config
 from tinyemo.cli import main
-from tinyemo.features import available_splits, load_features
+from tinyemo.feature_store import available_splits, load_features
 
 PAPER_DATASETS = sorted(set(BUILDERS) - {"emoscenes"})
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.joint import (
     JointTrainingError, concatenate, evaluate_on, leaked_columns, train_joint, validation_scores,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tinyemo import llm, registry
+from tinyemo.models import llm, registry
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,7 @@ class ReadsRowMarkers(torch.nn.Module):
 
 def test_image_reliance_is_positive_for_a_model_that_reads_its_image():
     from tinyemo.mmllm.data import Example
-    from tinyemo.mmllm.recipes import image_reliance
+    from tinyemo.mmllm.stage_runs import image_reliance
 
     examples = [Example([row, 7, 7], [-100, 1, 1], row) for row in range(4)]
     patches = torch.arange(4.0).reshape(4, 1, 1)
@@ -128,7 +128,7 @@ def test_image_reliance_is_positive_for_a_model_that_reads_its_image():
 
 
 def test_test_images_join_keeps_scene_feature_and_record_aligned():
-    from tinyemo.mmllm.recipes import join_test_images
+    from tinyemo.mmllm.stage_runs import join_test_images
 
     ids = [f"{i:03d}" for i in range(6)]
     features = SimpleNamespace(ids=ids, pooled=torch.arange(6.0)[:, None],
@@ -141,3 +141,15 @@ def test_test_images_join_keeps_scene_feature_and_record_aligned():
         assert s.id == ref["id"] == f"{int(pooled):03d}" == f"{int(grid[0, 0]):03d}"
     with pytest.raises(ValueError, match="disagree"):
         join_test_images(features, scenes[1:] + scenes[:1], records, 4, seed=0)
+
+
+def test_teacher_ceiling_scores_the_reference_answers_against_their_scenes():
+    scenes = [scene(0, "spider", "fear"), scene(1, "mountain", "awe")]
+    references = [
+        {"conversations": [{"value": "<image>\nq"}, {"value": "A spider makes this fear.\n\nEmotion: fear"}]},
+        {"conversations": [{"value": "<image>\nq"}, {"value": "A spider, nothing else.\n\nEmotion: awe"}]},
+    ]
+    ceiling = evaluate.teacher_ceiling(scenes, references)
+    assert ceiling["reasoning_names_correct_emotion"] == 0.5  # the label line does not count
+    assert ceiling["key_object_recall"] == 0.5  # the second answer misses its mountain
+    assert ceiling["hallucination_rate"] == 0.5  # and names a spider that is not there

@@ -111,7 +111,7 @@ def test_image_reliance_compares_each_record_with_another_records_image(tiny):
     from dataclasses import replace
 
     from tests.mmllm_helpers import examples_and_patches
-    from tinyemo.mmllm.recipes import image_reliance, mean_loss
+    from tinyemo.mmllm.stage_runs import image_reliance, mean_loss
 
     model, tokenizer = tiny
     examples, patches = examples_and_patches(tokenizer, 4)

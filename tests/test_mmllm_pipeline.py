@@ -38,7 +38,7 @@ def test_finetune_stage_writes_the_evaluation(smoke):
     # the accuracies, recomputed here from the per-image outputs and from the saved projector
     generative = sum(row["generative_label"] == row["label"] for row in rows) / len(rows)
     assert metrics["generative_label_accuracy"] == pytest.approx(generative, abs=1e-4)
-    from tinyemo.features import load_features
+    from tinyemo.feature_store import load_features
     from tinyemo.projector.artifact import load_projector
 
     with working_directory(root):
@@ -96,13 +96,13 @@ def test_finetuning_twice_gives_the_same_weights(smoke, tmp_path):
     from safetensors.torch import load_file
 
     from tinyemo import config
-    from tinyemo.mmllm import artifact, recipes
+    from tinyemo.mmllm import artifact, stage_runs
 
     root = smoke.run_through("pretrain")
     with working_directory(root):
         sections = config.load_params(config.PARAMS_FILE)
         for run in ("a", "b"):
-            recipes.finetune_run(sections["base"], sections["finetune"], artifact.MODEL_DIR / "pretrain",
+            stage_runs.finetune_run(sections["base"], sections["finetune"], artifact.MODEL_DIR / "pretrain",
                                  tmp_path / run, max_steps=2)
     first, second = (load_file(tmp_path / run / artifact.WEIGHTS_FILE) for run in ("a", "b"))
     assert first.keys() == second.keys() and any("lora_" in name for name in first)

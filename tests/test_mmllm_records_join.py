@@ -14,12 +14,12 @@ from tinyemo import config
 from tinyemo.datasets import dataset
 from tinyemo.encode import EncodeSettings, encode_dataset
 from tinyemo.errors import TinyEmoError
-from tinyemo.features import FeatureSet
-from tinyemo.mmllm import recipes
+from tinyemo.feature_store import FeatureSet
+from tinyemo.mmllm import stage_runs
 from tinyemo.mmllm.data import feature_key
 from tinyemo.mmllm.params import FinetuneParams, PretrainParams
 from tinyemo.mmllm.prompts import IGNORE
-from tinyemo.vision import load_vision_tower
+from tinyemo.models.vision import load_vision_tower
 
 UPSTREAM = "/root/TFM_CristianGutierrez/data/partitioned_WEBEmo_fine"  # how upstream's records name images
 
@@ -79,18 +79,18 @@ def test_each_record_reads_the_patch_grid_of_its_own_image(webemo, tmp_path, kin
     file = write(tmp_path / "records.json", llava(ids))
     _, tokenizer = tiny_mmllm()
     p = params(kind, file, folder)
-    loaded = recipes.training_features(kind, p)
+    loaded = stage_runs.training_features(kind, p)
     assert loaded.ids == ids and torch.equal(loaded.patches[[0, 5]], features.patches[[0, 5]])
-    examples = recipes.examples_of(kind, "train", tokenizer, loaded, None, 0, N_IMAGE_TOKENS, p)
+    examples = stage_runs.examples_of(kind, "train", tokenizer, loaded, None, 0, N_IMAGE_TOKENS, p)
     assert len(examples) == len(ids) == 50
     numbers = [answer_number(examples[i], tokenizer) for i in range(len(examples))]
     assert sorted(numbers) == list(range(50)) and numbers != sorted(numbers)  # the file's order
     for i, k in enumerate(numbers):
         assert ids[examples[i].patch_row] == ids[k]  # "train/<emotion folder>/<n>"
 
-    subset = recipes.examples_of(kind, "train", tokenizer, loaded, 12, 3, N_IMAGE_TOKENS, p)
-    again = recipes.examples_of(kind, "train", tokenizer, loaded, 12, 3, N_IMAGE_TOKENS, p)
-    other = recipes.examples_of(kind, "train", tokenizer, loaded, 12, 4, N_IMAGE_TOKENS, p)
+    subset = stage_runs.examples_of(kind, "train", tokenizer, loaded, 12, 3, N_IMAGE_TOKENS, p)
+    again = stage_runs.examples_of(kind, "train", tokenizer, loaded, 12, 3, N_IMAGE_TOKENS, p)
+    other = stage_runs.examples_of(kind, "train", tokenizer, loaded, 12, 4, N_IMAGE_TOKENS, p)
     picked = [answer_number(subset[i], tokenizer) for i in range(len(subset))]
     assert len(subset) == 12 and len(set(picked)) == 12
     assert picked == [answer_number(again[i], tokenizer) for i in range(12)]
@@ -105,7 +105,7 @@ def test_records_without_features_are_counted_and_left_out(webemo, tmp_path, cap
     items.append({**items[0], "id": "val", "image": "validation/joy/0.jpg"})  # not a train image
     file = write(tmp_path / "records.json", items)
     _, tokenizer = tiny_mmllm()
-    examples = recipes.examples_of("pretrain", "train", tokenizer, features, None, 0,
+    examples = stage_runs.examples_of("pretrain", "train", tokenizer, features, None, 0,
                                    N_IMAGE_TOKENS, params("pretrain", file, folder))
     assert len(examples) == 10
     assert (examples.joined.n_records, examples.joined.missing) == (12, 2)
@@ -118,7 +118,7 @@ def test_records_that_join_nothing_name_both_files_and_an_id_of_each(webemo, tmp
     file = write(tmp_path / "records.json", items)
     _, tokenizer = tiny_mmllm()
     with pytest.raises(TinyEmoError) as err:
-        recipes.examples_of("finetune", "train", tokenizer, features, None, 0, N_IMAGE_TOKENS,
+        stage_runs.examples_of("finetune", "train", tokenizer, features, None, 0, N_IMAGE_TOKENS,
                             params("finetune", file, folder))
     message = str(err.value)
     for part in ("finetune.records_file", str(file), str(folder), items[0]["image"], features.ids[0]):
@@ -132,7 +132,7 @@ def test_a_downloaded_folder_with_one_json_is_read_and_bad_paths_name_the_parame
     write(download / "pretrain.json", llava(features.ids[:6]))
     (download / "README.md").write_text("card")
     _, tokenizer = tiny_mmllm()
-    examples = recipes.examples_of("pretrain", "train", tokenizer, features, None, 0,
+    examples = stage_runs.examples_of("pretrain", "train", tokenizer, features, None, 0,
                                    N_IMAGE_TOKENS, params("pretrain", download, folder))
     assert len(examples) == 6
 
@@ -146,7 +146,7 @@ def test_a_downloaded_folder_with_one_json_is_read_and_bad_paths_name_the_parame
     for kind, file, features_folder, message in cases:
         p = params(kind, file, features_folder)
         with pytest.raises(TinyEmoError, match=message):
-            recipes.examples_of(kind, "train", tokenizer, recipes.training_features(kind, p), None,
+            stage_runs.examples_of(kind, "train", tokenizer, stage_runs.training_features(kind, p), None,
                                 0, N_IMAGE_TOKENS, p)
 
 
@@ -180,10 +180,10 @@ def test_pretrain_and_finetune_train_on_the_records(webemo, tmp_path):
     base = config.validate_section("base", {"profile": "default", "llm": "tiny-random-llama",
                                             "vision_tower": "tiny-random-cnn"})
     pretrain = params("pretrain", file, folder, batch_size=4, checkpoint_every=0, n_records=8)
-    run = recipes.pretrain_run(base, pretrain, tmp_path / "mmllm" / "pretrain")
+    run = stage_runs.pretrain_run(base, pretrain, tmp_path / "mmllm" / "pretrain")
     assert run.n_records == 8 and run.result.steps == 2 and run.result.samples == 8
     assert run.model.n_patches == features.patches.shape[1]
     finetune = params("finetune", file, folder, batch_size=4, checkpoint_every=0, n_records=4)
-    tuned = recipes.finetune_run(base, finetune, tmp_path / "mmllm" / "pretrain", tmp_path / "mmllm" / "finetune")
+    tuned = stage_runs.finetune_run(base, finetune, tmp_path / "mmllm" / "pretrain", tmp_path / "mmllm" / "finetune")
     assert tuned.n_records == 4 and tuned.result.steps == 1
     assert (tmp_path / "mmllm" / "finetune").is_dir()

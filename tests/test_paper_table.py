@@ -8,7 +8,7 @@ import torch
 from tinyemo import config, taxonomy
 from tinyemo.config import ConfigError
 from tinyemo.datasets import dataset
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector import paper_numbers, paper_table
 from tinyemo.projector.joint import JointTrainingError
 from tinyemo.projector.paper_table import FeatureSource
@@ -168,7 +168,7 @@ def test_the_stage_runs_its_notebook_on_cached_features(tmp_path):
 
     from tests.conftest import REPO, working_directory
     from tinyemo import runner
-    from tinyemo.features import feature_path
+    from tinyemo.feature_store import feature_path
 
     for name in ("notebooks", "profiles"):
         shutil.copytree(REPO / name, tmp_path / name)
@@ -209,7 +209,7 @@ def test_fixture_folders_encoded_by_the_tiny_tower_give_all_eight_columns(tmp_pa
     from PIL import Image
 
     from tests import dataset_fixtures
-    from tinyemo.vision import encode_images, load_vision_tower
+    from tinyemo.models.vision import encode_images, load_vision_tower
 
     tower = load_vision_tower("tiny-random-cnn")
     sets = {}

@@ -109,7 +109,7 @@ def test_unknown_names_are_clear_errors():
 
 
 def test_llm_source_reads_the_embedding_table_with_bos():
-    from tinyemo.llm import load_embedding_table
+    from tinyemo.models.llm import load_embedding_table
 
     tokenizer, weight = load_embedding_table("tiny-random-llama")
     anchors = build_anchor_set(["joy"], "llm", llm="tiny-random-llama").anchors

@@ -58,7 +58,7 @@ def test_classify_a_feature_file_prints_top_k(projector, capsys, in_tmp):
 
 
 def test_classify_an_image_with_the_projectors_tower(projector, capsys, in_tmp):
-    from tinyemo.vision import encode_images, load_vision_tower
+    from tinyemo.models.vision import encode_images, load_vision_tower
 
     directory, _, _ = projector
     Image.new("RGB", (80, 60), (200, 40, 40)).save(in_tmp / "red.png")

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import working_directory
 from tinyemo import runner
-from tinyemo.features import load_features
+from tinyemo.feature_store import load_features
 from tinyemo.projector import ABLATION_FACTORS
 from tinyemo.projector.artifact import load_projector
 

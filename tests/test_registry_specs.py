@@ -3,9 +3,9 @@ import dataclasses
 
 import pytest
 
-from tinyemo import registry
-from tinyemo.registry import VisionTowerSpec
-from tinyemo.vision import clip
+from tinyemo.models import registry
+from tinyemo.models.registry import VisionTowerSpec
+from tinyemo.models.vision import clip
 
 CLIP_TOWERS = [spec for spec in registry.VISION_TOWERS.values() if spec.family == "open_clip"]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyemo.scenes import bias, dataset, records, stats
+from tinyemo.scenes import dataset, planted_bias, records, stats
 from tinyemo.scenes.teacher import RuleTeacher
 from tinyemo.taxonomy import MIKELS8, MIKELS_TO_EKMAN
 
@@ -43,7 +43,7 @@ def test_rules_mostly_agree_with_the_sampler_but_not_always(big):
 
 
 def test_planted_bias_is_in_train_only(big):
-    planted = bias.check_biases([BIAS])[0]
+    planted = planted_bias.check_biases([BIAS])[0]
     splits = stats.by_split(big)
     train = stats.bias_strength(splits["train"], planted)
     assert abs(train["p_value_given_emotion"] - 0.9) < 0.05
@@ -75,7 +75,7 @@ def test_bad_planted_biases_are_refused(spec, message):
 
 def test_duplicate_biases_and_unknown_splits_are_refused():
     with pytest.raises(ValueError, match="two planted biases on attribute 'frame_color' for emotion 'fear'"):
-        bias.check_biases([BIAS, {**BIAS, "value": "olive"}])
+        planted_bias.check_biases([BIAS, {**BIAS, "value": "olive"}])
     with pytest.raises(ValueError, match="unknown split"):
         dataset.build_records({"dev": 8}, seed=0, label_noise=0.1)
 

@@ -125,7 +125,7 @@ def test_unknown_label_is_refused(scenes):
 
 @pytest.fixture(scope="module")
 def tiny_llm():
-    from tinyemo import llm
+    from tinyemo.models import llm
 
     return llm.load_llm("tiny-random-llama")
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from tests.projector_helpers import latent_world
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector import selection, study
-from tinyemo.projector.recipe import Candidate, Recipe
+from tinyemo.projector.hyperparameters import Candidate, Recipe
 from tinyemo.taxonomy import EKMAN6
 
 GOOD = Candidate(recipe=Recipe(loss="infonce", epochs=20, batch_size=16, max_lr=3.0e-3, pct_start=0.1))

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.projector_helpers import random_anchor_set
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector import study
 from tinyemo.projector.ensemble import SeedEnsemble, ensemble_projection
 from tinyemo.projector.evaluate import project

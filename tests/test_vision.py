@@ -3,10 +3,10 @@ import torch
 from PIL import Image
 from skimage import data
 
-from tinyemo import registry
-from tinyemo.base_models import ModelNotPreparedError
-from tinyemo.vision import efficientnet, encode_images, load_vision_tower, prepare_vision_tower
-from tinyemo.vision.base import to_pixels
+from tinyemo.models import registry
+from tinyemo.models.folders import ModelNotPreparedError
+from tinyemo.models.vision import efficientnet, encode_images, load_vision_tower, prepare_vision_tower
+from tinyemo.models.vision.base import to_pixels
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger, Persian, Siamese, Egyptian cat
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tinyemo import llm as llm_lib
 from tinyemo import paths
-from tinyemo.vision import load_vision_tower, prepare_vision_tower
+from tinyemo.models import llm as llm_lib
+from tinyemo.models.vision import load_vision_tower, prepare_vision_tower
 
 # scikit-image photos usable as the vision check, with the ImageNet classes that count as right.
 SANITY_PHOTOS: dict[str, tuple[str, tuple[int, ...]]] = {

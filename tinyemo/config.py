@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tinyemo import registry
 from tinyemo.errors import TinyEmoError
+from tinyemo.models import registry
 
 PROFILES_DIR = Path("profiles")
 PARAMS_FILE = Path("params.yaml")
@@ -37,8 +37,8 @@ class BaseParams(Section):
     profile: Literal["default", "smoke", "paper"]
     seed: int = 0  # every random choice of every stage derives from this
     threads: int = Field(2, ge=1)  # torch intra-op threads
-    vision_tower: str  # a name from tinyemo.registry.VISION_TOWERS
-    llm: str  # a name from tinyemo.registry.LLMS
+    vision_tower: str  # a name from tinyemo.models.registry.VISION_TOWERS
+    llm: str  # a name from tinyemo.models.registry.LLMS
     trust_remote_code: bool = False  # OpenELM needs it; never on unless set here
 
     @field_validator("vision_tower")
@@ -59,15 +59,15 @@ class AssetsParams(Section):
     sanity_prompt: str = "The capital of France is"  # the LLM must continue it
 
 
-class PlantedBias(Section):
+class PlantedBiasParams(Section):
     attribute: str  # a scene attribute irrelevant to the emotion rules (see tinyemo.scenes)
     value: str  # the attribute value that is made to co-occur with `emotion`
     emotion: str  # a Mikels-8 emotion
     strength: float = Field(0.9, ge=0.0, le=1.0)  # P(value | emotion) in the training split
 
     @model_validator(mode="after")
-    def _known_names(self) -> "PlantedBias":
-        from tinyemo.scenes.bias import check_biases
+    def _known_names(self) -> "PlantedBiasParams":
+        from tinyemo.scenes.planted_bias import check_biases
 
         check_biases([self.model_dump()])
         return self
@@ -79,7 +79,7 @@ class SynthesizeParams(Section):
     n_test: int = Field(ge=8)
     image_size: int = Field(224, ge=32)
     label_noise: float = Field(0.1, ge=0.0, le=0.5)  # share of labels re-drawn at random
-    planted_biases: list[PlantedBias] = []
+    planted_biases: list[PlantedBiasParams] = []
     teacher: str = "rule"  # "rule" or an LLM name from the registry
     n_figure_samples: int = Field(8, ge=1)
 
@@ -92,8 +92,8 @@ class SynthesizeParams(Section):
 
     @field_validator("planted_biases")
     @classmethod
-    def _distinct_biases(cls, biases: list[PlantedBias]) -> list[PlantedBias]:
-        from tinyemo.scenes.bias import check_biases
+    def _distinct_biases(cls, biases: list[PlantedBiasParams]) -> list[PlantedBiasParams]:
+        from tinyemo.scenes.planted_bias import check_biases
 
         check_biases([b.model_dump() for b in biases])
         return biases

@@ -33,7 +33,7 @@ import torch
 
 from tinyemo import paths
 from tinyemo.errors import TinyEmoError
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.taxonomy import EKMAN6
 
 ENV_VAR = "TINYEMO_DATA_DIR"

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from tinyemo.datasets import UNREADABLE
-from tinyemo.features import ShardWriter, SPLITS, split_path
+from tinyemo.feature_store import ShardWriter, SPLITS, split_path
 
 MISSING = "missing image"  # a record whose file has gone since the listing
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -238,7 +238,7 @@ def encode_configured(name: str, base, params) -> dict:
         tower, source = emotion6.UPSTREAM_TOWER, {"precomputed": True, **emotion6.read_source(root)}
         listing_skipped: Counter = Counter()
     else:
-        from tinyemo.vision import load_vision_tower
+        from tinyemo.models.vision import load_vision_tower
 
         spec = dataset(name)
         records, listing_skipped = spec.records(root, seed=base.seed)

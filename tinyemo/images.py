@@ -3,7 +3,7 @@
 `read_image(path)` returns an RGB PIL image or raises `UnreadableImageError` saying which
 file failed and why (not an image, truncated, too large to decode safely). `ImageFiles`
 is a list of paths that reads each image only when a batch asks for it, so
-`tinyemo.vision.encode_images` never holds more than one batch of decoded images.
+`tinyemo.models.vision.encode_images` never holds more than one batch of decoded images.
 """
 from __future__ import annotations
 

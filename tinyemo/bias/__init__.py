@@ -8,5 +8,5 @@
 - `control`: the training split without its planted biases, and a projector trained on it.
 - `counterfactual`: the same scene with and without an attribute value; flip rates.
 - `probe`: which pairs the counterfactual probe tests, run on every projector; mean flip rates.
-- `report`: the ranked Markdown report and its figures.
+- `findings`: the ranked Markdown report and its figures.
 """

@@ -112,7 +112,7 @@ def score_planted(findings: Findings, planted: Sequence[dict], top_k: int = 5) -
 
 def emoscenes_splits(splits: Sequence[str]):
     """Features of EmoScenes splits, concatenated, with each image's scene record."""
-    from tinyemo.features import load_features
+    from tinyemo.feature_store import load_features
     from tinyemo.scenes.records import load_scene_records
 
     records = {record.id: record for record in load_scene_records()}

@@ -2,7 +2,7 @@
 trained on it with the recipe of the projector under analysis.
 
 A planted bias only ever changed one attribute of training images whose label is the bias's
-emotion (`tinyemo.scenes.bias.plant`); every other attribute of every image was drawn
+emotion (`tinyemo.scenes.planted_bias.plant`); every other attribute of every image was drawn
 uniformly. Re-drawing that attribute uniformly for those images therefore yields exactly the
 training split the generator would have produced with no planted bias: the same scenes, the
 same labels, the same size. Only the images whose attribute value changes are rendered and
@@ -43,7 +43,7 @@ def control_features(tower, scenes: Sequence[Scene], pooled: torch.Tensor, plant
                      labels: Sequence[str], image_size: int, seed: int,
                      batch_size: int = 32) -> tuple[torch.Tensor, int]:
     """Features of the unbiased copy of a split (and how many images had to be re-encoded)."""
-    from tinyemo.vision import encode_images
+    from tinyemo.models.vision import encode_images
 
     if len(scenes) != len(pooled):
         raise ValueError(f"{len(scenes)} scenes but {len(pooled)} feature rows")

@@ -42,7 +42,7 @@ def encode_pairs(tower, scenes: Sequence[Scene], attribute: str, value: str, ima
     so they are the originals' features and only the counterfactuals need encoding. `limit`
     keeps the first that many eligible scenes.
     """
-    from tinyemo.vision import encode_images
+    from tinyemo.models.vision import encode_images
 
     kept = [i for i, scene in enumerate(scenes) if scene.attributes[attribute] != value][:limit]
     if not kept:

@@ -170,7 +170,7 @@ def _announce(directory: Path, artifact, has_images: bool) -> None:
 def _encode(artifact, images: list[Path], batch_size: int):
     from tinyemo.cli import weights
     from tinyemo.images import ImageFiles, UnreadableImageError
-    from tinyemo.vision import encode_images, load_vision_tower
+    from tinyemo.models.vision import encode_images, load_vision_tower
 
     tower_name = artifact.vision_tower
     if not tower_name:

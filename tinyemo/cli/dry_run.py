@@ -53,7 +53,7 @@ def build_llm(name: str, layers: int, seed: int = 0):
     """(causal LM with random weights and `layers` blocks, byte-level tokenizer)."""
     from transformers import LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
 
-    from tinyemo.llm import tiny_tokenizer
+    from tinyemo.models.llm import tiny_tokenizer
 
     class TiedHeadLlama(LlamaForCausalLM):
         """Like OpenELM: the head is the input embedding matrix, no output embeddings."""
@@ -81,9 +81,9 @@ def build_vision_tower(layers: int, seed: int = 0):
     """open_clip ViT-L/14 with random weights and `layers` vision blocks (text tower: 1)."""
     import open_clip
 
-    from tinyemo import registry
-    from tinyemo.vision.base import VisionTower
-    from tinyemo.vision.clip import OpenClipTower
+    from tinyemo.models import registry
+    from tinyemo.models.vision.base import VisionTower
+    from tinyemo.models.vision.clip import OpenClipTower
 
     config = copy.deepcopy(open_clip.get_model_config("ViT-L-14"))
     config["vision_cfg"]["layers"] = max(2, layers)

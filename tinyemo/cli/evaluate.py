@@ -45,7 +45,7 @@ def _row_keys(pooled) -> list[bytes]:
 def seen_in_training(artifact, pooled) -> tuple[int, str] | None:
     """(how many rows of `pooled` the projector was trained on, where that training split is),
     or None when the projector's config.json names no data set whose cache is on disk."""
-    from tinyemo.features import DATASETS, FeatureError, feature_path, load_features
+    from tinyemo.feature_store import DATASETS, FeatureError, feature_path, load_features
 
     dataset = artifact.config.get("dataset")
     if dataset not in DATASETS:

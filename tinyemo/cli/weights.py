@@ -7,8 +7,8 @@ at once instead, naming the weights, the command that fetches them and the folde
 """
 from __future__ import annotations
 
-from tinyemo import registry
 from tinyemo.errors import CommandError
+from tinyemo.models import registry
 
 
 def _hub_files(spec: registry.VisionTowerSpec) -> tuple[str, tuple[str, ...]] | None:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from tinyemo import paths, registry
+from tinyemo import paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm.checkpoint import load_trainable
 from tinyemo.mmllm.model import TinyLlava
+from tinyemo.models import registry
 
 MODEL_DIR = paths.MODELS / "mmllm"  # models/mmllm/pretrain, models/mmllm/finetune
 CONFIG_FILE = "mmllm.json"
@@ -33,7 +34,7 @@ def build_mmllm(llm: str, vision_tower: str, n_patches: int, connector: str = "m
                 trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS,
                 connector_options: dict | None = None):
     """(TinyLlava with a fresh connector, tokenizer) on the base LLM `llm`."""
-    from tinyemo.llm import load_llm
+    from tinyemo.models.llm import load_llm
 
     model, tokenizer = load_llm(llm, trust_remote_code=trust_remote_code, base_dir=base_dir)
     patch_dim = registry.vision_tower_spec(vision_tower).patch_dim

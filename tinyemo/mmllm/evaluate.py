@@ -169,3 +169,10 @@ def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dic
              "generative_answer": gen, "generative_label": lab}
             for s, text, sc, gen, lab in zip(scenes, reasonings, scores, chosen_text, chosen)]
     return metrics, rows
+
+
+def teacher_ceiling(scenes: Sequence, references: Sequence[dict]) -> dict[str, float]:
+    """The teacher's own reference answers scored like the model's reasonings: the ceiling of
+    every reasoning measure (the teacher read the scene graph, so it names what is there)."""
+    answers = [ref["conversations"][1]["value"] for ref in references]
+    return summarize_reasonings(scores_of(answers, scenes))

@@ -35,8 +35,8 @@ class Explainer:
     def __init__(self, model_dir: Path = artifact.MODEL_DIR / "finetune",
                  projector_dir: Path = paths.MODELS / "projector" / "emoscenes",
                  trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS):
+        from tinyemo.models.vision import load_vision_tower
         from tinyemo.projector.artifact import load_projector
-        from tinyemo.vision import load_vision_tower
 
         config = artifact.read_config(model_dir, "finetune")
         self.projector = load_projector(projector_dir)

@@ -5,7 +5,7 @@
         -m tinyemo.mmllm.launch finetune
 
 reads params.yaml like the pipeline does and runs the same recipe as the stage's notebook
-(`tinyemo.mmllm.recipes`); each process takes its share of every batch. A stage whose
+(`tinyemo.mmllm.stage_runs`); each process takes its share of every batch. A stage whose
 section sets `num_processes` > 1 starts this itself under `dvc repro`
 (`tinyemo.mmllm.processes.launched_run`), with the section's `accelerate_config` when one is named.
 """
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from tinyemo import config
-from tinyemo.mmllm import artifact, recipes
+from tinyemo.mmllm import artifact, stage_runs
 from tinyemo.mmllm.train import make_accelerator
 
 
@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = config.load_params(args.params)
     base, params = sections["base"], sections[args.stage]
     out = args.out or artifact.MODEL_DIR / args.stage
-    accelerator = make_accelerator(recipes.train_config(params, base.seed))
+    accelerator = make_accelerator(stage_runs.train_config(params, base.seed))
     if args.stage == "pretrain":
-        run = recipes.pretrain_run(base, params, out, args.max_steps, accelerator)
+        run = stage_runs.pretrain_run(base, params, out, args.max_steps, accelerator)
     else:
-        run = recipes.finetune_run(base, params, args.pretrained, out, args.max_steps, accelerator)
+        run = stage_runs.finetune_run(base, params, args.pretrained, out, args.max_steps, accelerator)
     if accelerator.is_main_process:
         result = run.result
         summary = {"stage": args.stage, "processes": accelerator.num_processes,

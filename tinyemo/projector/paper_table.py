@@ -1,7 +1,7 @@
 """The `paper_table` stage: the paper's Table VIII, recomputed (notebooks/08_paper_table.py).
 
 Rows are anchor sources x recipes: one row per LLM (anchors from its input-embedding table,
-`tinyemo.embedding_table` for hub models), per other meaningful source (a sentence encoder),
+`tinyemo.models.embedding_table` for hub models), per other meaningful source (a sentence encoder),
 and per recipe of `paper_table.recipes`. Columns are the evaluation datasets with their class
 counts. For each training group (datasets trained on together; one vision tower per group),
 each row trains a projector jointly (`tinyemo.projector.joint`) once per seed and scores every
@@ -33,16 +33,16 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from tinyemo.features import FeatureError, FeatureSet, available_splits, load_features
+from tinyemo.feature_store import FeatureError, FeatureSet, available_splits, load_features
 from tinyemo.projector import baselines
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.evaluate import score
 from tinyemo.projector.joint import (
     check_widths, leaked_columns, train_joint, union_labels, validation_scores, zero_shot,
 )
+from tinyemo.projector.hyperparameters import Recipe
 from tinyemo.projector.paper_numbers import CITATION, PUBLISHED, column_title, published_for
 from tinyemo.projector.params import PaperTableParams
-from tinyemo.projector.recipe import Recipe
 from tinyemo.projector.study import mean_std
 from tinyemo.report import markdown_table
 

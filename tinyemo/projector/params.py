@@ -5,9 +5,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from tinyemo import registry
 from tinyemo.config import Section, register_section
-from tinyemo.projector.recipe import Candidate, Recipe, check_templates
+from tinyemo.models import registry
+from tinyemo.projector.hyperparameters import Candidate, Recipe, check_templates
 from tinyemo.projector.texts import SOURCES, TEMPLATES
 
 Source = Literal["llm", "sentence", "random"]
@@ -64,10 +64,10 @@ class AblateParams(Section):
 
 def known_datasets() -> tuple[str, ...]:
     """Dataset names a stage may name: the dataset registry's, the paper's and those with features."""
-    from tinyemo import features
+    from tinyemo import feature_store
     from tinyemo.projector.paper_numbers import COLUMNS
 
-    names = set(features.DATASETS) | set(COLUMNS)
+    names = set(feature_store.DATASETS) | set(COLUMNS)
     try:
         from tinyemo.datasets import DATASETS
     except ImportError:

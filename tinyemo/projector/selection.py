@@ -29,12 +29,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tinyemo.features import FeatureSet
+from tinyemo.feature_store import FeatureSet
 from tinyemo.projector import baselines, study
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.ensemble import ensemble_projection
 from tinyemo.projector.evaluate import nearest_anchor, project
-from tinyemo.projector.recipe import Candidate
+from tinyemo.projector.hyperparameters import Candidate
 
 FOLD = "fold"  # the split name of a fold's scoring rows inside `study.run_recipe`
 

@@ -13,12 +13,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from tinyemo.features import FeatureSet, available_splits, load_features
+from tinyemo.feature_store import FeatureSet, available_splits, load_features
 from tinyemo.projector import baselines
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.ensemble import SeedEnsemble
 from tinyemo.projector.evaluate import Evaluation, evaluate_projector, score
-from tinyemo.projector.train import Recipe, TrainResult, train_projector
+from tinyemo.projector.train import ProjectorFit, Recipe, train_projector
 
 EMOTION6_TOWER = "clip-vit-l-14"  # upstream's Emotion6 features are CLIP ViT-L/14 encode_image
 
@@ -49,7 +49,7 @@ class RecipeRun:
     name: str
     recipe: Recipe
     template: str | list[str]
-    runs: list[TrainResult] = field(default_factory=list)
+    runs: list[ProjectorFit] = field(default_factory=list)
     evaluations: dict[str, list[Evaluation]] = field(default_factory=dict)
     ensemble_evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
@@ -72,7 +72,7 @@ class RecipeRun:
             return dict(self.ensemble_evaluations)
         return {split: evaluations[0] for split, evaluations in self.evaluations.items()}
 
-    def first(self) -> tuple[TrainResult, dict[str, Evaluation]]:
+    def first(self) -> tuple[ProjectorFit, dict[str, Evaluation]]:
         """The run of the first seed (the one that is saved and drawn)."""
         return self.runs[0], {split: evals[0] for split, evals in self.evaluations.items()}
 

@@ -1,5 +1,5 @@
 """Training the Metric Projector on precomputed features, following a `Recipe`
-(tinyemo/projector/recipe.py; `PAPER_RECIPE` is the paper's).
+(tinyemo/projector/hyperparameters.py; `PAPER_RECIPE` is the paper's).
 
 Training is seeded and deterministic: the seed fixes the initial weights, the dropout masks,
 the batch order and the synonym swaps. It runs on one intra-op thread: the matrices are
@@ -17,15 +17,15 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.evaluate import top1
+from tinyemo.projector.hyperparameters import PAPER_RECIPE, Recipe
 from tinyemo.projector.losses import make_loss
 from tinyemo.projector.model import MetricProjector
-from tinyemo.projector.recipe import PAPER_RECIPE, Recipe
 
-__all__ = ["PAPER_RECIPE", "Recipe", "TrainResult", "train_projector"]
+__all__ = ["PAPER_RECIPE", "Recipe", "ProjectorFit", "train_projector"]
 
 
 @dataclass
-class TrainResult:
+class ProjectorFit:
     model: MetricProjector
     history: list[dict] = field(default_factory=list)  # one row per epoch
     seconds: float = 0.0  # wall time of training (excluding the per-epoch validation)
@@ -58,13 +58,13 @@ def train_projector(
     recipe: Recipe = Recipe(),
     *,
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> TrainResult:
+) -> ProjectorFit:
     """Train a projector from `pooled [N, D]` features with label ids into `anchor_set`."""
     with one_thread():
         return _train(pooled, labels, anchor_set, recipe, val)
 
 
-def _train(pooled, labels, anchor_set: AnchorSet, recipe: Recipe, val) -> TrainResult:
+def _train(pooled, labels, anchor_set: AnchorSet, recipe: Recipe, val) -> ProjectorFit:
     if len(pooled) != len(labels):
         raise ValueError(f"{len(pooled)} feature rows but {len(labels)} labels")
     if len(pooled) < 2:
@@ -89,7 +89,7 @@ def _train(pooled, labels, anchor_set: AnchorSet, recipe: Recipe, val) -> TrainR
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
                 if recipe.ema_decay > 0 else None)
     class_anchors = anchor_set.anchors
-    result = TrainResult(model)
+    result = ProjectorFit(model)
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
         model.train()

@@ -2,7 +2,7 @@
 
 Scene graphs (`graph`) are sampled (`sampling`) from a catalogue of objects, palettes, light
 and weather (`catalogue`); explicit rules (`rules`) give each its Mikels-8 emotion; label
-noise (`noise`) and planted biases (`bias`) are controlled; `render` draws the image and the
+noise (`noise`) and planted biases (`planted_bias`) are controlled; `render` draws the image and the
 teachers (`teacher`, `llm_teacher`) write LLaVA conversations; `dataset` writes it all and
 `records` reads it back.
 """

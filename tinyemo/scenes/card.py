@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tinyemo.scenes import catalogue, rules, stats
-from tinyemo.scenes.bias import PlantedBias
+from tinyemo.scenes.planted_bias import PlantedBias
 from tinyemo.scenes.records import SPLITS, SceneRecord
 from tinyemo.taxonomy import MIKELS8, MIKELS_TO_EKMAN
 

@@ -7,7 +7,7 @@ An object may evoke several emotions (fire is mostly anger, a little fear and ex
 cues overlap and the rules must weigh them. Objects without cues are neutral distractors.
 
 The two *attributes* (`frame_color`, `corner_mark`) have no cue at all: the rules never read
-them. They exist so that a bias can be planted in them (see `tinyemo.scenes.bias`).
+them. They exist so that a bias can be planted in them (see `tinyemo.scenes.planted_bias`).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyemo import paths
-from tinyemo.scenes import bias as bias_mod
+from tinyemo.scenes import planted_bias as bias_mod
 from tinyemo.scenes import rules
 from tinyemo.scenes.noise import apply_label_noise
 from tinyemo.scenes.records import SPLITS, SceneRecord, conversations_path

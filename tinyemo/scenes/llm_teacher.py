@@ -81,10 +81,10 @@ class LLMTeacher(RuleTeacher):
 
 
 def make_teacher(name: str, seed: int = 0, *, trust_remote_code: bool = False) -> RuleTeacher:
-    """`rule` -> RuleTeacher; a registry LLM name -> LLMTeacher with that model (tinyemo.llm)."""
+    """`rule` -> RuleTeacher; a registry LLM name -> LLMTeacher with that model (tinyemo.models.llm)."""
     if name == "rule":
         return RuleTeacher(seed)
-    from tinyemo import llm, registry
+    from tinyemo.models import llm, registry
 
     registry.llm_spec(name)
     model, tokenizer = llm.load_llm(name, trust_remote_code=trust_remote_code)

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from tinyemo.scenes import catalogue
-from tinyemo.scenes.bias import PlantedBias
+from tinyemo.scenes.planted_bias import PlantedBias
 from tinyemo.scenes.records import SPLITS, SceneRecord
 from tinyemo.scenes.teacher import parse_emotion, strip_answer_line
 from tinyemo.taxonomy import MIKELS8

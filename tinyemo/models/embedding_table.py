@@ -24,8 +24,8 @@ import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-from tinyemo import registry
 from tinyemo.errors import TinyEmoError
+from tinyemo.models import registry
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from tinyemo.registry import VisionTowerSpec
+from tinyemo.models.registry import VisionTowerSpec
 
 
 def square(image: Image.Image) -> Image.Image:

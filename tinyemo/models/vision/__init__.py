@@ -13,10 +13,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from tinyemo import paths, registry
-from tinyemo.base_models import write_manifest
-from tinyemo.vision import clip, efficientnet, tiny_cnn
-from tinyemo.vision.base import VisionTower
+from tinyemo import paths
+from tinyemo.models import registry
+from tinyemo.models.folders import write_manifest
+from tinyemo.models.vision import clip, efficientnet, tiny_cnn
+from tinyemo.models.vision.base import VisionTower
 
 FAMILIES = {
     "timm-efficientnet-lite": efficientnet,

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from tinyemo.base_models import prepared_file
-from tinyemo.registry import VisionTowerSpec
-from tinyemo.vision.base import VisionTower, to_pixels
+from tinyemo.models.folders import prepared_file
+from tinyemo.models.registry import VisionTowerSpec
+from tinyemo.models.vision.base import VisionTower, to_pixels
 
 ARCH = "tf_efficientnet_lite0"
 MEAN = STD = (0.5, 0.5, 0.5)

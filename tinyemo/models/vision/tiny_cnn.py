@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tinyemo.registry import VisionTowerSpec
-from tinyemo.vision.base import VisionTower, to_pixels
+from tinyemo.models.registry import VisionTowerSpec
+from tinyemo.models.vision.base import VisionTower, to_pixels
 
 SEED = 0  # fixed: every run builds the same weights
 MEAN = STD = (0.5, 0.5, 0.5)

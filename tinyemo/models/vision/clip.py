@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from tinyemo.registry import VisionTowerSpec
-from tinyemo.vision.base import VisionTower
+from tinyemo.models.registry import VisionTowerSpec
+from tinyemo.models.vision.base import VisionTower
 
 
 class OpenClipTower(VisionTower):

@@ -1,7 +1,7 @@
 """The registry of vision towers and LLMs, looked up by exact name.
 
-A spec says where a model comes from and its shapes; the loaders in `tinyemo.vision` and
-`tinyemo.llm` build it. Names are matched exactly: an unknown name is an error that lists
+A spec says where a model comes from and its shapes; the loaders in `tinyemo.models.vision` and
+`tinyemo.models.llm` build it. Names are matched exactly: an unknown name is an error that lists
 the valid ones (no substring matching).
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
 
 # Hub revisions: commit hashes of the hub repositories. No commit of apple/OpenELM-*-Instruct
 # could be confirmed, so those two follow the hub's main branch; the embedding loader records
-# the commit it actually read (tinyemo.embedding_table).
+# the commit it actually read (tinyemo.models.embedding_table).
 LLAMA2_TOKENIZER_REVISION = "01c7f73d771dfac7d292323805ebc428287df4f9"  # meta-llama/Llama-2-7b-hf
 
 LLMS: dict[str, LLMSpec] = {

