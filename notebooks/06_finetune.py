@@ -199,6 +199,11 @@ tuned_metrics
 # test images are scored twice, with each image's own patches and with another test image's
 # (`stage_runs.image_reliance`). The rise in loss, in nats per answer token, is the model's
 # **image reliance**: zero for a model that writes the same whatever it is shown.
+#
+# The word-grounded connector's image tokens are words, so we can also read what the LLM
+# was shown: `image_token_key_object_recall` is the share of each image's key objects
+# whose noun is among its image tokens, the most the LLM can name from the image rather
+# than guess from the label.
 
 # %%
 pad_id = pad_id_of(tokenizer)
@@ -206,9 +211,16 @@ object_words = evaluate.object_token_ids(tokenizer)
 test_examples = test.examples(tokenizer, tuned.n_image_tokens, params)
 tuned_metrics |= stage_runs.image_reliance(tuned, test_examples, test.patches, pad_id,
                                         focus_ids=object_words)
-{k: round(tuned_metrics[k], 4) for k in ("loss_own_image", "loss_other_image", "image_reliance",
-                                         "image_reliance_object_words", "key_object_recall",
-                                         "key_object_recall_shuffled")}
+token_words = stage_runs.image_token_words(tuned, test.patches,
+                                           artifact.read_config(model_dir)["connector_words"])
+if token_words:
+    tuned_metrics["image_token_key_object_recall"] = evaluate.key_objects_in_words(
+        token_words, test.scenes)
+    for row, words in zip(tuned_rows, token_words):
+        row["image_words"] = words
+{k: round(v, 4) for k, v in tuned_metrics.items()
+ if k in ("loss_own_image", "loss_other_image", "image_reliance", "image_reliance_object_words",
+          "key_object_recall", "key_object_recall_shuffled", "image_token_key_object_recall")}
 
 # %% [markdown]
 # ## The base LLM before fine-tuning
@@ -293,6 +305,8 @@ table = pd.DataFrame({
     "linear probe of the patches (all test images)": {
         "key_object_recall": vision_probe["key_object_recall"],
         "hallucination_rate": vision_probe["false_object_rate"]},
+    **({f"{connector}'s image tokens, the words the LLM reads ({len(truth)} images)": {
+        "key_object_recall": tuned_metrics["image_token_key_object_recall"]}} if token_words else {}),
     f"fine-tuned, {connector} ({len(truth)} images)": tuned_metrics,
     **({f"fine-tuned, {reference_connector} ({len(truth)} images)": reference_metrics}
        if reference_metrics else {}),

@@ -16,6 +16,13 @@ def test_objects_are_found_by_noun_plural_and_head():
     assert evaluate.mentioned_objects("A field of stars and some stars.") == {"starfield"}
 
 
+def test_the_viewers_own_heart_is_not_an_object():
+    text = "The red heart floats high. It makes my heart skip a beat, and our hearts sink."
+    assert evaluate.mentioned_objects(text) == {"heart"}
+    assert evaluate.mentioned_objects("It makes my heart skip a beat.") == set()
+    assert evaluate.mentioned_objects("Your heart sinks at the spider.") == {"spider"}
+
+
 def test_a_grounded_reasoning_scores_well():
     text = ("I feel scared. The black spiders in the foreground are menacing, and the skull "
             "adds to the dread; the charcoal tones deepen the fear.\n\nEmotion: fear")
@@ -153,3 +160,11 @@ def test_teacher_ceiling_scores_the_reference_answers_against_their_scenes():
     assert ceiling["reasoning_names_correct_emotion"] == 0.5  # the label line does not count
     assert ceiling["key_object_recall"] == 0.5  # the second answer misses its mountain
     assert ceiling["hallucination_rate"] == 0.5  # and names a spider that is not there
+
+
+def test_key_objects_in_words_reads_single_words_and_heads_of_longer_names():
+    scenes = [SimpleNamespace(key_objects=["broken_glass", "spider"]),
+              SimpleNamespace(key_objects=["starfield"]), SimpleNamespace(key_objects=[])]
+    words = [["glass", "red", "night"], ["stars", "gold"], ["spider"]]
+    assert evaluate.key_objects_in_words(words, scenes) == pytest.approx((0.5 + 1.0) / 2)
+    assert evaluate.key_objects_in_words([["spiders", "glass"], ["field"]], scenes[:2]) == 0.5

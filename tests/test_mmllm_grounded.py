@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tests.mmllm_helpers import N_IMAGE_TOKENS
-from tinyemo.mmllm import artifact, grounding
+from tinyemo.mmllm import artifact, grounding, stage_runs
 from tinyemo.mmllm.connector import WordGrounded, build_connector
 from tinyemo.mmllm.data import collate
 from tinyemo.mmllm.prompts import IMAGE_TOKEN_ID, encode_prompt
@@ -31,6 +31,16 @@ def test_vocabulary_keeps_single_token_words_within_the_document_frequency_band(
     assert bags[0].tolist() == pytest.approx([2 / 3, 1 / 3, 0, 0]) and bags[1].sum() == 0
     with pytest.raises(ValueError, match="caption words pass"):
         grounding.caption_vocabulary(["the"], WordTokenizer())
+
+
+def test_idf_weighting_silences_a_word_of_every_caption():
+    bags = torch.tensor([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    weighted = grounding.idf_weighted(bags)
+    # word 0 is in 3 of 4 bags, words 1 and 2 in one each: log(4/3) against log(4)
+    expected = torch.log(torch.tensor(4 / 3)) / (torch.log(torch.tensor(4 / 3)) + torch.log(torch.tensor(4.0)))
+    assert weighted[0, 0] == pytest.approx(float(expected)) and weighted[0, 1] == pytest.approx(1 - float(expected))
+    assert weighted[:3].sum(dim=1).tolist() == pytest.approx([1, 1, 1]) and weighted[3].sum() == 0
+    assert grounding.idf_weighted(torch.ones(3, 2) / 2)[0].sum() == 0  # every word everywhere
 
 
 def planted(n_images=240, n_patches=4, dim=16, seed=0):
@@ -87,7 +97,7 @@ def test_save_and_load_round_trip_rebuilds_the_vocabulary(tmp_path):
     model, _ = artifact.build_mmllm("tiny-random-llama", "tiny-random-cnn", N_IMAGE_TOKENS,
                                     "word_grounded", connector_options=options)
     with torch.no_grad():
-        model.connector.scorer[-1].bias.copy_(torch.arange(len(TOKEN_IDS), dtype=torch.float))
+        model.connector.scorer[-1].bias.copy_(10 * torch.arange(len(TOKEN_IDS), dtype=torch.float))
     artifact.set_trainable(model, "connector")
     artifact.save_mmllm(tmp_path, model, {
         "llm": "tiny-random-llama", "vision_tower": "tiny-random-cnn", "connector": "word_grounded",
@@ -98,6 +108,10 @@ def test_save_and_load_round_trip_rebuilds_the_vocabulary(tmp_path):
     assert config["connector_words"] == list("abcdef") and loaded.n_image_tokens == 2
     assert loaded.connector.token_ids.tolist() == TOKEN_IDS
     assert torch.equal(loaded.connector.chosen_words(patches), model.connector.chosen_words(patches))
+    # the image tokens read back as words: the two largest biases, most likely first
+    assert stage_runs.image_token_words(loaded, patches, config["connector_words"]) == [["f", "e"]] * 3
+    free, _ = artifact.build_mmllm("tiny-random-llama", "tiny-random-cnn", N_IMAGE_TOKENS, "mlp2x_gelu")
+    assert stage_runs.image_token_words(free, patches, list("abcdef")) is None
 
 
 def test_unknown_connector_and_bad_options_are_refused():

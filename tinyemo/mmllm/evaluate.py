@@ -54,11 +54,16 @@ def _object_patterns() -> list[tuple[str, re.Pattern]]:
             for kind, term in _object_terms()]
 
 
+# "my heart skips a beat", "our hearts sink": the viewer's own body, never a depicted object
+_POSSESSED = re.compile(r"\b(?:my|our|your)\s+$", re.IGNORECASE)
+
+
 def mentioned_objects(text: str) -> set[str]:
     """Object kinds named in `text`; a name inside a longer one counts only for the longer
-    ("wilted flowers" is a wilted flower, not a flower)."""
+    ("wilted flowers" is a wilted flower, not a flower), and a name after "my", "our" or
+    "your" is an idiom of the viewer ("my heart skips a beat"), not an object."""
     spans = [(m.start(), m.end(), kind) for kind, pattern in _object_patterns()
-             for m in pattern.finditer(text)]
+             for m in pattern.finditer(text) if not _POSSESSED.search(text[:m.start()])]
     kept = [s for s in spans if not any(
         o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)]
     return {kind for _, _, kind in kept}
@@ -108,6 +113,29 @@ def summarize_reasonings(scores: Sequence[ReasoningScore]) -> dict[str, float]:
         "reasonings_with_hallucination": mean(bool(s.hallucinated) for s in scores),
         "objects_mentioned_per_reasoning": mentioned / len(scores),
     }
+
+
+@lru_cache(maxsize=1)
+def _head_words() -> dict[str, frozenset[str]]:
+    """word -> the object kinds it names on its own: a one-word name, or the last word of a
+    longer one ("glass" for broken glass, "stars" for field of stars, "flower" for both
+    flower and wilted flower)."""
+    heads: dict[str, set[str]] = {}
+    for kind, term in _object_terms():
+        heads.setdefault(term.split(" of ", 1)[-1].split()[-1].lower(), set()).add(kind)
+    return {word: frozenset(kinds) for word, kinds in heads.items()}
+
+
+def key_objects_in_words(word_lists: Sequence[Sequence[str]], scenes: Sequence) -> float:
+    """Mean share of each scene's key objects that its word list names (`_head_words`): for
+    the word-grounded connector's image tokens, the most the LLM can name from its image."""
+    heads = _head_words()
+    recalls = []
+    for words, record in zip(word_lists, scenes):
+        named = {kind for word in words for kind in heads.get(word.lower(), ())}
+        if record.key_objects:
+            recalls.append(_recall(record.key_objects, named))
+    return mean(recalls) if recalls else float("nan")
 
 
 def object_token_ids(tokenizer) -> set[int]:

@@ -7,9 +7,13 @@ the objects and colours stay). Each word keeps its token id: its image token is 
 of the LLM's input-embedding table.
 
 Fit: the scorer's patch-averaged distribution of an image is pulled towards the image's
-caption bag of words (cross-entropy against the normalised word counts). It needs only
-the cached patches and the captions, not the LLM: 1,600 images x 8 epochs take under a
-minute on two cores (validation precision@8 0.77).
+caption bag of words, each word weighted by its inverse document frequency (cross-entropy
+against the normalised weights). It needs only the cached patches and the captions, not
+the LLM: 1,600 images x 8 epochs take under a minute on two cores. The weighting matters:
+on the 400 EmoScenes test images, the share of key objects whose noun is among an image's
+12 words rises from 0.60 (plain counts: template words such as "contains" and "rendered"
+take the slots) to 0.70, while 0.84 of the object nouns chosen name an object that is
+there (0.88 with counts).
 """
 from __future__ import annotations
 
@@ -68,6 +72,16 @@ def bag_of_words(captions: Sequence[str], vocabulary: Vocabulary) -> torch.Tenso
     return bags / bags.sum(dim=1, keepdim=True).clamp_min(1)
 
 
+def idf_weighted(bags: torch.Tensor) -> torch.Tensor:
+    """Bags reweighted by each word's inverse document frequency over these bags, log(N/df),
+    and normalised again: a word in every caption ("shows") weighs nothing, a rare object
+    noun weighs most (zero rows stay zero)."""
+    present = (bags > 0).float()
+    idf = (len(bags) / present.sum(dim=0).clamp_min(1)).log()
+    weighted = bags * idf
+    return weighted / weighted.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 def precision_at(distribution: torch.Tensor, bags: torch.Tensor, k: int = 8) -> float:
     """Share of each image's top-k words that its caption holds, over images."""
     top = distribution.topk(k, dim=-1).indices
@@ -75,13 +89,18 @@ def precision_at(distribution: torch.Tensor, bags: torch.Tensor, k: int = 8) -> 
 
 
 def fit_word_scorer(connector, patches: torch.Tensor, bags: torch.Tensor, epochs: int = 8,
-                    lr: float = 1.0e-2, batch_size: int = 128, seed: int = 0) -> list[dict]:
+                    lr: float = 1.0e-2, batch_size: int = 128, seed: int = 0,
+                    idf: bool = True) -> list[dict]:
     """Fit `connector.scorer` on (patch grid, caption bag) pairs; returns per-epoch rows
-    {epoch, loss}. Seeded: the same inputs give the same scorer."""
+    {epoch, loss}. With `idf`, the targets are the bags weighted by `idf_weighted`, so the
+    scorer spends its mass on the words that tell images apart. Seeded: the same inputs give
+    the same scorer."""
     if len(patches) != len(bags):
         raise ValueError(f"{len(patches)} patch grids for {len(bags)} caption bags")
     keep = bags.sum(dim=1) > 0
     patches, bags = patches[keep].float(), bags[keep]
+    if idf:
+        bags = idf_weighted(bags)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(connector.scorer.parameters(), lr=lr, weight_decay=1e-2)
     history = []

@@ -225,6 +225,15 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
 
 
 @torch.no_grad()
+def image_token_words(model, patches: torch.Tensor, words: list[str]) -> list[list[str]] | None:
+    """The caption words a word-grounded connector makes of each image, in its order (the
+    image tokens the LLM reads); None for a free connector, whose tokens are no words."""
+    if not hasattr(model.connector, "chosen_words"):
+        return None
+    return [[words[i] for i in row] for row in model.connector.chosen_words(patches).tolist()]
+
+
+@torch.no_grad()
 def answer_losses(model, examples, patches, pad_id: int, batch_size: int = 8):
     """(per-token loss [n], target token id [n]) over every answer token of `examples`."""
     model.eval()
