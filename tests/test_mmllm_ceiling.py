@@ -1,4 +1,4 @@
-"""The linear probe of object presence in patch features (the vision tower's ceiling)."""
+"""The probes of object presence in patch features (the vision tower's ceiling)."""
 from types import SimpleNamespace
 
 import torch
@@ -40,3 +40,14 @@ def test_the_probe_finds_nothing_in_noise():
     assert abs(result["false_object_rate"] - (1 - base_rate)) < 0.15
     informed = ceiling.probe(*scenes_and_patches(200, 0, True), *scenes_and_patches(100, 1, True))
     assert result["key_object_recall"] < informed["key_object_recall"] - 0.5
+
+
+def test_the_patch_probe_reads_objects_and_keeps_its_false_rate_on_validation():
+    train, val, test = (scenes_and_patches(n, seed, True) for n, seed in ((300, 0), (100, 2), (100, 1)))
+    patch = ceiling.patch_probe(*train, *test, *val, max_false_rate=0.05)
+    assert patch["key_object_recall"] > 0.95 and patch["false_object_rate"] <= 0.05
+    noise = [scenes_and_patches(n, seed, False) for n, seed in ((300, 0), (100, 1), (100, 2))]
+    blind = ceiling.patch_probe(*noise[0], *noise[1], *noise[2], max_false_rate=0.05)
+    # nothing to read: only a strict threshold keeps validation's false objects under 5 %,
+    # and it finds (next to) nothing
+    assert blind["key_object_recall"] < 0.2 and blind["threshold"] > 0.5

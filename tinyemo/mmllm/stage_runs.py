@@ -337,8 +337,16 @@ def grounding_measures(model, tokenizer, images: TestImages, params) -> dict:
                                                 "reasoning_names_correct_emotion")}
 
 
-def vision_probe(fit_split: str = "train", test_split: str = "test") -> dict[str, float]:
-    """`ceiling.probe` fitted on one EmoScenes split's cached patches, tested on another's."""
+def vision_probe(fit_split: str = "train", test_split: str = "test",
+                 calibration_split: str = "val") -> dict[str, float]:
+    """What the cached patches carry, read on `test_split` by two probes fitted on
+    `fit_split`: `ceiling.patch_probe` (an MLP on every patch, its threshold chosen on
+    `calibration_split`; the plain keys) and the linear `ceiling.probe` of the grid's mean
+    and max (keys `linear_*`)."""
     fit_features, fit_scenes = scene_features(fit_split)
     test_features, test_scenes = scene_features(test_split)
-    return ceiling.probe(fit_features.patches, fit_scenes, test_features.patches, test_scenes)
+    calibration_features, calibration_scenes = scene_features(calibration_split)
+    linear = ceiling.probe(fit_features.patches, fit_scenes, test_features.patches, test_scenes)
+    return ceiling.patch_probe(fit_features.patches, fit_scenes, test_features.patches, test_scenes,
+                               calibration_features.patches, calibration_scenes) | {
+        f"linear_{key}": value for key, value in linear.items()}
