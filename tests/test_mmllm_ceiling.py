@@ -1,6 +1,7 @@
 """The linear probe of object presence in patch features (the vision tower's ceiling)."""
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from tinyemo.mmllm import ceiling
@@ -40,3 +41,18 @@ def test_the_probe_finds_nothing_in_noise():
     assert abs(result["false_object_rate"] - (1 - base_rate)) < 0.15
     informed = ceiling.probe(*scenes_and_patches(200, 0, True), *scenes_and_patches(100, 1, True))
     assert result["key_object_recall"] < informed["key_object_recall"] - 0.5
+
+
+def test_the_pyramid_summary_tells_where_the_mean_and_max_cannot():
+    top_left, bottom_right = torch.zeros(1, 4, 4, 8), torch.zeros(1, 4, 4, 8)
+    top_left[0, 0, 0, 3] = bottom_right[0, 3, 3, 3] = 1.0
+    grids = torch.cat([top_left, bottom_right]).flatten(1, 2)  # [2, 16 patches, 8]
+    plain, pyramid = ceiling.patch_summary(grids), ceiling.pyramid_summary(grids)
+    assert plain.shape == (2, 16) and pyramid.shape == (2, 48)
+    assert (plain[0] == plain[1]).all() and not (pyramid[0] == pyramid[1]).all()
+    assert abs(float((pyramid ** 2).sum(axis=1)[0]) - 1.0) < 1e-6
+
+
+def test_the_pyramid_summary_needs_square_grids():
+    with pytest.raises(ValueError, match="square grids, not 12 patches"):
+        ceiling.pyramid_summary(torch.zeros(1, 12, 4))

@@ -31,6 +31,20 @@ def patch_summary(patches: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(summary, dim=1).numpy()
 
 
+def pyramid_summary(patches: torch.Tensor) -> np.ndarray:
+    """[N, P, C] square patch grids -> [N, 6C]: the mean and max of `patch_summary` and the
+    means of a 2x2 spatial pyramid (quadrants overlap by a row on odd grids), L2-normalised."""
+    grid = patches.float()
+    n, p, c = grid.shape
+    side = int(round(p ** 0.5))
+    if side * side != p:
+        raise ValueError(f"a pyramid summary needs square grids, not {p} patches")
+    quadrants = torch.nn.functional.adaptive_avg_pool2d(
+        grid.transpose(1, 2).reshape(n, c, side, side), 2).flatten(1)
+    summary = torch.cat([grid.mean(dim=1), grid.amax(dim=1), quadrants], dim=1)
+    return torch.nn.functional.normalize(summary, dim=1).numpy()
+
+
 def presence(scenes: Sequence, kinds: Sequence[str]) -> np.ndarray:
     """[N, K] booleans: which object kinds are in each SceneRecord's scene."""
     column = {kind: k for k, kind in enumerate(kinds)}
@@ -57,15 +71,16 @@ def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) ->
 
 
 def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: torch.Tensor,
-          test_scenes: Sequence) -> dict[str, float]:
+          test_scenes: Sequence, summary=patch_summary) -> dict[str, float]:
     """Recall of every object and of the key objects, and the false-object rate (predicted
-    objects that are not in the image, over all predicted objects) on the test images."""
+    objects that are not in the image, over all predicted objects) on the test images.
+    `summary` turns patch grids into probe inputs (the yardstick: `patch_summary`)."""
     from tinyemo.scenes import catalogue
 
     kinds = list(catalogue.OBJECT_KINDS)
     truth = presence(test_scenes, kinds)
-    predicted = fit_predict(patch_summary(train_patches), presence(train_scenes, kinds),
-                            patch_summary(test_patches))
+    predicted = fit_predict(summary(train_patches), presence(train_scenes, kinds),
+                            summary(test_patches))
     key_recalls = [np.mean([predicted[row, kinds.index(kind)] for kind in record.key_objects])
                    for row, record in enumerate(test_scenes) if record.key_objects]
     n_predicted = int(predicted.sum())
