@@ -29,9 +29,11 @@ def test_an_open_clip_spec_without_architecture_is_refused():
         VisionTowerSpec("clip-x", "open_clip", 8, 8, 32, source="open_clip ViT-B-16")
 
 
-def test_the_efficientnet_towers_are_lite0_and_lite2():
-    assert {spec.name: spec.architecture for spec in TIMM_TOWERS} == {
-        "efficientnet-lite0": "tf_efficientnet_lite0", "efficientnet-lite2": "tf_efficientnet_lite2"}
+def test_the_efficientnet_towers_are_lite0_lite0_at_448_px_and_lite2():
+    assert {spec.name: (spec.architecture, spec.image_size) for spec in TIMM_TOWERS} == {
+        "efficientnet-lite0": ("tf_efficientnet_lite0", 224),
+        "efficientnet-lite0-448": ("tf_efficientnet_lite0", 448),
+        "efficientnet-lite2": ("tf_efficientnet_lite2", 260)}
 
 
 @pytest.mark.parametrize("spec", TIMM_TOWERS, ids=lambda s: s.name)

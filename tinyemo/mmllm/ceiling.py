@@ -55,32 +55,38 @@ def presence(scenes: Sequence, kinds: Sequence[str]) -> np.ndarray:
     return table
 
 
-def fit_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
-    """Per column of train_y, a logistic regression's presence predictions on test_x."""
+def fit_probabilities(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+    """Per column of train_y, a logistic regression's presence probabilities on test_x (a
+    column with one class only predicts that class with certainty)."""
     from sklearn.linear_model import LogisticRegression
 
-    predicted = np.zeros((len(test_x), train_y.shape[1]), dtype=bool)
+    probabilities = np.zeros((len(test_x), train_y.shape[1]))
     for k in range(train_y.shape[1]):
         column = train_y[:, k]
-        if column.all() or not column.any():  # one class only: predict it
-            predicted[:, k] = column[0]
+        if column.all() or not column.any():
+            probabilities[:, k] = float(column[0])
             continue
         model = LogisticRegression(C=PROBE_C, max_iter=2000)
-        predicted[:, k] = model.fit(train_x, column).predict(test_x).astype(bool)
-    return predicted
+        probabilities[:, k] = model.fit(train_x, column).predict_proba(test_x)[:, 1]
+    return probabilities
 
 
-def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: torch.Tensor,
-          test_scenes: Sequence, summary=patch_summary) -> dict[str, float]:
+def lowest_threshold(probabilities: np.ndarray, truth: np.ndarray, max_false_rate: float) -> float:
+    """The lowest single threshold over all kinds whose predictions (probability >= it) keep
+    the false-object rate within `max_false_rate` (1.0 when even the most confident is false)."""
+    order = np.argsort(-probabilities, axis=None, kind="stable")
+    scores, correct = probabilities.ravel()[order], truth.ravel()[order]
+    false_rate = np.cumsum(~correct) / np.arange(1, len(correct) + 1)
+    # a cut inside a run of tied scores is not a threshold: only the last of each run counts
+    run_ends = np.append(scores[1:] != scores[:-1], True)
+    allowed = np.flatnonzero((false_rate <= max_false_rate) & run_ends)
+    return float(scores[allowed[-1]]) if len(allowed) else 1.0
+
+
+def measures(predicted: np.ndarray, truth: np.ndarray, test_scenes: Sequence,
+             kinds: Sequence[str]) -> dict[str, float]:
     """Recall of every object and of the key objects, and the false-object rate (predicted
-    objects that are not in the image, over all predicted objects) on the test images.
-    `summary` turns patch grids into probe inputs (the yardstick: `patch_summary`)."""
-    from tinyemo.scenes import catalogue
-
-    kinds = list(catalogue.OBJECT_KINDS)
-    truth = presence(test_scenes, kinds)
-    predicted = fit_predict(summary(train_patches), presence(train_scenes, kinds),
-                            summary(test_patches))
+    objects that are not in the image, over all predicted objects)."""
     key_recalls = [np.mean([predicted[row, kinds.index(kind)] for kind in record.key_objects])
                    for row, record in enumerate(test_scenes) if record.key_objects]
     n_predicted = int(predicted.sum())
@@ -90,3 +96,24 @@ def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: tor
         "false_object_rate": float((predicted & ~truth).sum() / n_predicted) if n_predicted else 0.0,
     }
 
+
+def probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patches: torch.Tensor,
+          test_scenes: Sequence, summary=patch_summary,
+          max_false_rate: float | None = None) -> dict[str, float]:
+    """`measures` of the probe on the test images, each kind predicted present when its
+    probability is over 0.5 (the yardstick). `summary` turns patch grids into probe inputs
+    (the yardstick's: `patch_summary`). With `max_false_rate`, also `at_false_rate`: the
+    measures at the lowest single threshold whose false-object rate on these same test
+    images is within it (a point of the probe's curve, not a held-out result)."""
+    from tinyemo.scenes import catalogue
+
+    kinds = list(catalogue.OBJECT_KINDS)
+    truth = presence(test_scenes, kinds)
+    probabilities = fit_probabilities(summary(train_patches), presence(train_scenes, kinds),
+                                      summary(test_patches))
+    result = measures(probabilities > 0.5, truth, test_scenes, kinds)
+    if max_false_rate is not None:
+        threshold = lowest_threshold(probabilities, truth, max_false_rate)
+        result["at_false_rate"] = measures(probabilities >= threshold, truth, test_scenes, kinds) | {
+            "threshold": threshold}
+    return result

