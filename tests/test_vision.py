@@ -11,11 +11,21 @@ from tinyemo.models.vision.base import to_pixels
 CAT_CLASSES = range(281, 286)  # tabby, tiger, Persian, Siamese, Egyptian cat
 
 
+EFFICIENTNETS = ("efficientnet-lite0", "efficientnet-lite0-448", "efficientnet-lite2")
+
+
 @pytest.fixture(scope="module")
-def effnet(tmp_path_factory):
+def efficientnets(tmp_path_factory):
+    """Every EfficientNet-Lite tower of the registry, prepared into one scratch folder."""
     base = tmp_path_factory.mktemp("base-models")
-    prepare_vision_tower("efficientnet-lite0", base / "efficientnet-lite0")
-    return load_vision_tower("efficientnet-lite0", base_dir=base)
+    for name in EFFICIENTNETS:
+        prepare_vision_tower(name, base / name)
+    return {name: load_vision_tower(name, base_dir=base) for name in EFFICIENTNETS}
+
+
+@pytest.fixture(scope="module")
+def effnet(efficientnets):
+    return efficientnets["efficientnet-lite0"]
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +40,35 @@ def cat_probability(tower, pixels):
 
 
 @pytest.mark.slow
-def test_efficientnet_sees_a_cat(effnet, chelsea):
-    top1, cat_mass = cat_probability(effnet, effnet.preprocess([chelsea]))
+@pytest.mark.parametrize("name, least_cat_mass", [
+    ("efficientnet-lite0", 0.8),
+    ("efficientnet-lite0-448", 0.4),  # twice the side it was trained at: a cat, less surely
+    ("efficientnet-lite2", 0.8),
+])
+def test_efficientnet_sees_a_cat(efficientnets, name, least_cat_mass, chelsea):
+    tower = efficientnets[name]
+    top1, cat_mass = cat_probability(tower, tower.preprocess([chelsea]))
     assert top1 in CAT_CLASSES
-    assert cat_mass > 0.8
+    assert cat_mass > least_cat_mass
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, side, width", [("efficientnet-lite0-448", 14, 320),
+                                               ("efficientnet-lite2", 9, 352)])
+def test_efficientnet_grid_follows_the_input_size(efficientnets, name, side, width, chelsea):
+    pooled, patches = encode_images(efficientnets[name], [chelsea])  # last block: stride 32
+    assert pooled.shape == (1, 1280) and patches.shape == (1, side * side, width)
+
+
+@pytest.mark.parametrize("architecture", sorted(efficientnet.CHECKPOINT_PACKAGES))
+def test_every_checkpoint_tensor_is_copied_onto_timm(architecture):
+    source = torch.load(efficientnet.package_checkpoint(architecture), weights_only=True)
+    converted = efficientnet.converted_state_dict(architecture)
+    target = efficientnet.timm_model(architecture).state_dict()
+    assert list(converted) == list(target) and len(converted) == len(source)
+    for (key, tensor), original in zip(converted.items(), source.values()):
+        assert tensor.shape == target[key].shape
+        assert torch.equal(tensor, original.to(tensor.dtype))
 
 
 @pytest.mark.slow
@@ -55,14 +90,14 @@ def test_efficientnet_outputs_and_batch_independence(effnet, chelsea):
 
 
 def test_checkpoint_with_wrong_shapes_is_refused(tmp_path, monkeypatch):
-    source = torch.load(efficientnet.package_checkpoint(), weights_only=True)
+    source = torch.load(efficientnet.package_checkpoint("tf_efficientnet_lite0"), weights_only=True)
     first = next(iter(source))
     source[first] = torch.zeros(3, 3)
     broken = tmp_path / "broken.pth"
     torch.save(source, broken)
-    monkeypatch.setattr(efficientnet, "package_checkpoint", lambda: broken)
+    monkeypatch.setattr(efficientnet, "package_checkpoint", lambda architecture: broken)
     with pytest.raises(RuntimeError, match=r"cannot map _conv_stem.weight \(3, 3\) onto timm's conv_stem.weight"):
-        efficientnet.converted_state_dict()
+        efficientnet.converted_state_dict("tf_efficientnet_lite0")
 
 
 def test_unprepared_efficientnet_says_to_run_assets(tmp_path):

