@@ -166,7 +166,8 @@ tuned = run.model.eval()
 if trainable == "lora":
     tuned.llm = tuned.llm.merge_and_unload()  # plain weights decode faster
 tokenizer = run.tokenizer
-connector = artifact.read_config(model_dir)["connector"]
+saved_config = artifact.read_config(model_dir)
+connector = saved_config["connector"]
 
 # %% [markdown]
 # ## Test images and the detached classifier
@@ -213,8 +214,7 @@ object_words = evaluate.object_token_ids(tokenizer)
 test_examples = test.examples(tokenizer, tuned.n_image_tokens, params)
 tuned_metrics |= stage_runs.image_reliance(tuned, test_examples, test.patches, pad_id,
                                         focus_ids=object_words)
-token_words = stage_runs.image_token_words(tuned, test.patches,
-                                           artifact.read_config(model_dir)["connector_words"])
+token_words = stage_runs.image_token_words(tuned, test.patches, saved_config["connector_words"])
 if token_words:
     tuned_metrics["image_token_key_object_recall"] = evaluate.key_objects_in_words(
         token_words, test.scenes)

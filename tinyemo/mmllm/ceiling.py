@@ -55,6 +55,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from tinyemo.mmllm.connector import patch_scorer
+
 PROBE_C = 10.0  # inverse L2 strength of each per-object logistic regression
 MAX_FALSE_RATE = 0.08  # the patch probe's operating point: at most this share of its objects false
 
@@ -164,10 +166,9 @@ def patch_probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patche
                 test_scenes: Sequence, val_patches: torch.Tensor | None = None,
                 val_scenes: Sequence = (), max_false_rate: float = MAX_FALSE_RATE,
                 epochs: int = 15, width: int = 128, seed: int = 0) -> dict[str, float]:
-    """`probe`'s measures for a reader of the connector's own kind: a small MLP scores every
-    object kind on every patch (LayerNorm, Linear, GELU, Linear, as the word-grounded
-    connector's scorer) and an image's score for a kind is a smooth maximum over its
-    patches (`_pooled`). Fitted with
+    """`probe`'s measures for a reader of the connector's own kind: `connector.patch_scorer`
+    (the word-grounded connector's scorer) scores every object kind on every patch, and an
+    image's score for a kind is a smooth maximum over its patches (`_pooled`). Fitted with
     binary cross-entropy on the training images' presence; seeded. An object is predicted
     where the score passes a threshold: with validation images, the lowest one at which
     their false-object rate is at most `max_false_rate` (the test images never choose it);
@@ -178,9 +179,7 @@ def patch_probe(train_patches: torch.Tensor, train_scenes: Sequence, test_patche
     train_y = torch.as_tensor(presence(train_scenes, kinds), dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    dim = train_patches.shape[-1]
-    scorer = torch.nn.Sequential(torch.nn.LayerNorm(dim), torch.nn.Linear(dim, width),
-                                 torch.nn.GELU(), torch.nn.Linear(width, len(kinds)))
+    scorer = patch_scorer(train_patches.shape[-1], width, len(kinds))
     optimizer = torch.optim.AdamW(scorer.parameters(), lr=3e-3, weight_decay=1e-2)
     patches = train_patches.float()
     for _ in range(epochs):

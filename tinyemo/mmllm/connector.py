@@ -31,6 +31,13 @@ def linear(patch_dim: int, hidden: int) -> nn.Module:
     return nn.Linear(patch_dim, hidden)
 
 
+def patch_scorer(patch_dim: int, width: int, n_scores: int) -> nn.Module:
+    """LayerNorm, Linear, GELU, Linear: `n_scores` scores for every patch token (the
+    word-grounded connector's words; the patch probe's object kinds)."""
+    return nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, width), nn.GELU(),
+                         nn.Linear(width, n_scores))
+
+
 class WordGrounded(nn.Module):
     """Per patch, scores over `token_ids` (single-token caption words); image tokens are
     the chosen words' rows of the LLM's input-embedding table (so `hidden`, the LLM's
@@ -47,8 +54,7 @@ class WordGrounded(nn.Module):
             raise ValueError(f"top_k {top_k} must lie in [0, {len(token_ids)}] (0: a word per patch)")
         self.top_k = top_k
         self.register_buffer("token_ids", torch.tensor(token_ids, dtype=torch.long), persistent=False)
-        self.scorer = nn.Sequential(nn.LayerNorm(patch_dim), nn.Linear(patch_dim, width), nn.GELU(),
-                                    nn.Linear(width, len(token_ids)))
+        self.scorer = patch_scorer(patch_dim, width, len(token_ids))
 
     def n_image_tokens(self, n_patches: int) -> int:
         return self.top_k or n_patches
