@@ -94,6 +94,8 @@ n_base_eval_images = 12
 eval_batch_size = 12
 max_new_tokens = 112
 repetition_penalty = 1.2
+grounded_decoding = True
+reference_steps = 30
 n_figure_images = 4
 reference_connector = "mlp2x_gelu"
 curve_points = 3
@@ -117,7 +119,7 @@ import torch
 from IPython.display import Image, display
 
 from tinyemo import paths
-from tinyemo.mmllm import artifact, evaluate, figures, infer, stage_runs
+from tinyemo.mmllm import artifact, comparison, evaluate, figures, infer, stage_runs
 from tinyemo.mmllm.data import pad_id_of
 from tinyemo.mmllm.train import write_loss_log
 from tinyemo.projector.artifact import load_projector
@@ -185,14 +187,29 @@ print(f"{len(truth)} test images; detached (projector) accuracy {detached_accura
 
 # %% [markdown]
 # ## The fine-tuned MM-LLM
+#
+# With `grounded_decoding`, the reasonings are decoded so that they name only objects the
+# image tokens show (`tinyemo.mmllm.grounded_decoding`): a token that begins an object's
+# name is blocked unless that object is among the image's words. The word-grounded
+# connector's tokens are words, so the decoder knows what the image supports; the LLM keeps
+# its style and its choice among those objects, and cannot fall back on the label's stock
+# objects. The same model decoded freely is measured next to it (`free_decoding_*`), so
+# the constraint's effect is visible.
 
 # %%
 started = time.perf_counter()
 tuned_metrics, tuned_rows = evaluate.assess(
     tuned, tokenizer, test.scenes, test.patches, test.references, projector.label_names,
-    max_new_tokens, eval_batch_size, system_prompt, "fine-tuned", repetition_penalty)
+    max_new_tokens, eval_batch_size, system_prompt, "fine-tuned", repetition_penalty,
+    grounded=grounded_decoding)
 eval_seconds = time.perf_counter() - started
-tuned_metrics
+free_metrics = {}
+if grounded_decoding and tuned.shown_token_ids(test.patches[:1]) is not None:
+    free_metrics, _ = evaluate.assess(
+        tuned, tokenizer, test.scenes, test.patches, test.references, projector.label_names,
+        max_new_tokens, eval_batch_size, system_prompt, "free decoding", repetition_penalty,
+        shuffled=False)
+tuned_metrics, free_metrics
 
 # %% [markdown]
 # ## Does it read the image?
@@ -237,17 +254,45 @@ n_base = min(n_base_eval_images, len(test.scenes))
 base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],
     projector.label_names, max_new_tokens, eval_batch_size, system_prompt, "base",
-    repetition_penalty, shuffled=False)
+    repetition_penalty, shuffled=False, grounded=grounded_decoding)
 base_metrics |= stage_runs.image_reliance(base_model, test_examples, test.patches, pad_id,
                                        focus_ids=object_words)
 del base_model
 base_metrics
 
 # %% [markdown]
+# ## The oracle: the true words as image tokens
+#
+# How much would the fine-tuned LLM name if its connector were perfect? The oracle shows it
+# each image's own caption words (those in the connector's vocabulary, the rarest across
+# these images first, repeated in turn to fill the image tokens) in place of the words the
+# connector picks, and is scored the same way. The gap from the connector to the oracle is
+# the connector's to close; the gap from the oracle to the teacher is the LLM's (its
+# fine-tuning, its size). Free connectors such as `mlp2x_gelu` have no words to show, so
+# they have no oracle.
+
+# %%
+oracle_metrics = {}
+oracle = stage_runs.oracle_words(test, "test", saved_config)
+if oracle:
+    oracle_ids, oracle_token_words = oracle
+    oracle_metrics, _ = evaluate.assess(
+        tuned, tokenizer, test.scenes, oracle_ids, test.references, projector.label_names,
+        max_new_tokens, eval_batch_size, system_prompt, "oracle", repetition_penalty,
+        shuffled=False, grounded=grounded_decoding)
+    oracle_metrics |= stage_runs.image_reliance(tuned, test_examples, oracle_ids, pad_id,
+                                             focus_ids=object_words)
+    oracle_metrics["image_token_key_object_recall"] = evaluate.key_objects_in_words(
+        oracle_token_words, test.scenes)
+oracle_metrics
+
+# %% [markdown]
 # ## The reference connector
 #
 # `reference_connector` (pre-trained beside the default one in stage `pretrain`), fine-tuned
-# with the same records, steps and measurements, and evaluated on the same test images.
+# with the same records and measurements for `reference_steps` steps (its image reliance
+# stays near zero from the first curve point on, so the default profile gives it half the
+# default connector's steps), and evaluated on the same test images.
 
 # %%
 reference_metrics, reference_curve = None, None
@@ -255,7 +300,8 @@ if reference_connector:
     started = time.perf_counter()
     reference = stage_runs.finetune_run(
         base, params, stage_runs.model_dir("pretrain", reference_connector),
-        stage_runs.model_dir("finetune", reference_connector), every=-curve_points, probe=curve_probe)
+        stage_runs.model_dir("finetune", reference_connector), max_steps=reference_steps,
+        every=-curve_points, probe=curve_probe)
     reference_seconds = time.perf_counter() - started
     reference_curve = reference.curve
     reference_model = reference.model.eval()
@@ -298,33 +344,55 @@ vision_probe
 # %% [markdown]
 # ## Side by side
 #
-# The ceiling first: the teacher's own reference answers, scored the same way (the
-# teacher read the scene graph, so it names the label and the key objects and invents
-# nothing). Then the probe of what the patches carry, the fine-tuned connectors, and the
-# floor, the base LLM. The fine-tuned model's figures on the base LLM's images too, so that
-# both columns count the same images.
+# The stage's metrics (written to `metrics.json` at the end) as one table
+# (`tinyemo.mmllm.comparison`, the same one the report shows). The ceiling first: the
+# teacher's own reference answers, scored the same way (the teacher read the scene graph,
+# so it names the label and the key objects and invents nothing). Then the probes of what
+# the patches carry, the oracle, the fine-tuned connectors, and the floor, the base LLM.
+# The fine-tuned model's figures on the base LLM's images too, so that both columns count
+# the same images.
 
 # %%
 tuned_on_base_images = evaluate.summarize_reasonings(evaluate.scores_of(
     [r["reasoning"] for r in tuned_rows[:n_base]], test.scenes[:n_base]))
 teacher = evaluate.teacher_ceiling(test.scenes, test.references)
-table = pd.DataFrame({
-    f"teacher's reference answers ({len(truth)} images)": teacher,
-    "patch probe of the features (all test images)": {
-        "key_object_recall": vision_probe["key_object_recall"],
-        "hallucination_rate": vision_probe["false_object_rate"]},
-    "linear probe of the features (all test images)": {
-        "key_object_recall": vision_probe["linear_key_object_recall"],
-        "hallucination_rate": vision_probe["linear_false_object_rate"]},
-    **({f"{connector}'s image tokens, the words the LLM reads ({len(truth)} images)": {
-        "key_object_recall": tuned_metrics["image_token_key_object_recall"]}} if token_words else {}),
-    f"fine-tuned, {connector} ({len(truth)} images)": tuned_metrics,
-    **({f"fine-tuned, {reference_connector} ({len(truth)} images)": reference_metrics}
-       if reference_metrics else {}),
-    f"fine-tuned, {connector} ({n_base} images)": tuned_on_base_images,
-    f"base LLM ({n_base} images)": base_metrics,
-}).round(3)
-table
+
+
+def prefixed(prefix: str, values: dict) -> dict:
+    return {f"{prefix}{k}": round(v, 4) for k, v in values.items()}
+
+
+metrics = {
+    "profile": profile,
+    "records": run.n_records,
+    "steps": run.result.steps,
+    "resumed_from_step": run.result.resumed_from,
+    "train_seconds": round(run.result.seconds, 1),
+    "train_and_curve_seconds": round(train_seconds, 1),
+    "connector": connector,
+    "reference_connector": reference_connector,
+    "train_samples_per_second": round(run.result.samples_per_second, 3),
+    "train_loss_start": round(run.result.log[0]["loss"], 4),
+    "train_loss_end": round(run.result.log[-1]["loss"], 4),
+    "trainable_parameters": run.trainable_parameters,
+    "eval_images": len(truth),
+    "base_eval_images": n_base,
+    "eval_seconds": round(eval_seconds, 1),
+    "detached_label_accuracy": round(detached_accuracy, 4),
+    **prefixed("", tuned_metrics),
+    **prefixed("free_decoding_", free_metrics),
+    **prefixed("on_base_images_", tuned_on_base_images),
+    **prefixed("base_llm_", base_metrics),
+    **prefixed("oracle_", oracle_metrics),
+    **prefixed("vision_probe_", vision_probe),
+    **prefixed("teacher_", teacher),
+    "curve": [{k: round(v, 4) for k, v in row.items()} for row in run.curve],
+}
+if reference_metrics:
+    metrics[reference_connector] = {
+        **prefixed("", reference_metrics),
+        "curve": [{k: round(v, 4) for k, v in row.items()} for row in reference_curve]}
+pd.DataFrame(comparison.columns(metrics)).round(3)
 
 # %% [markdown]
 # ## Grounding against training budget
@@ -353,7 +421,8 @@ display(Image(filename=str(figure)))
 shown = list(range(min(n_figure_images, len(test.scenes))))
 prompts = [infer.detached_prompt(detached[i][0], detached[i][2]) for i in shown]
 detached_texts = infer.generate(tuned, tokenizer, prompts, test.patches[shown], max_new_tokens,
-                                eval_batch_size, system_prompt, "detached", repetition_penalty)
+                                eval_batch_size, system_prompt, "detached", repetition_penalty,
+                                grounded_decoding)
 captions = [f"{test.scenes[i].id}: true {truth[i]} | projector {detached[i][0]} "
             f"({detached[i][1]:.2f})" for i in shown]
 figure = figures.plot_reasonings(
@@ -365,37 +434,5 @@ display(Image(filename=str(figure)))
 with (out / "samples.jsonl").open("w") as handle:
     for row in tuned_rows:
         handle.write(json.dumps(row) + "\n")
-
-
-def prefixed(prefix: str, values: dict) -> dict:
-    return {f"{prefix}{k}": round(v, 4) for k, v in values.items()}
-
-
-metrics = {
-    "profile": profile,
-    "records": run.n_records,
-    "steps": run.result.steps,
-    "resumed_from_step": run.result.resumed_from,
-    "train_seconds": round(run.result.seconds, 1),
-    "train_and_curve_seconds": round(train_seconds, 1),
-    "connector": connector,
-    "train_samples_per_second": round(run.result.samples_per_second, 3),
-    "train_loss_start": round(run.result.log[0]["loss"], 4),
-    "train_loss_end": round(run.result.log[-1]["loss"], 4),
-    "trainable_parameters": run.trainable_parameters,
-    "eval_images": len(truth),
-    "base_eval_images": n_base,
-    "eval_seconds": round(eval_seconds, 1),
-    "detached_label_accuracy": round(detached_accuracy, 4),
-    **prefixed("", tuned_metrics),
-    **prefixed("base_llm_", base_metrics),
-    **prefixed("vision_probe_", vision_probe),
-    **prefixed("teacher_", teacher),
-    "curve": [{k: round(v, 4) for k, v in row.items()} for row in run.curve],
-}
-if reference_metrics:
-    metrics[reference_connector] = {
-        **prefixed("", reference_metrics),
-        "curve": [{k: round(v, 4) for k, v in row.items()} for row in reference_curve]}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 metrics

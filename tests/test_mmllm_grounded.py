@@ -121,3 +121,25 @@ def test_unknown_connector_and_bad_options_are_refused():
         WordGrounded(16, 64, TOKEN_IDS, top_k=9)
     with pytest.raises(ValueError, match="distinct token ids"):
         WordGrounded(16, 64, [3, 3])
+
+
+def test_heaviest_words_rank_each_bag_and_repeat_short_ones_in_turn():
+    bags = torch.tensor([[0.1, 0.6, 0.0, 0.3], [0.0, 0.0, 1.0, 0.0]])
+    assert grounding.heaviest_words(bags, 4).tolist() == [[1, 3, 0, 1], [2, 2, 2, 2]]
+    with pytest.raises(ValueError, match="bag 1 holds no vocabulary word"):
+        grounding.heaviest_words(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), 2)
+
+
+def test_oracle_words_are_the_images_caption_words_and_free_connectors_have_none(monkeypatch):
+    captions = {"a": "a red spider", "b": "the red balloon", "c": "a red picture"}
+    monkeypatch.setattr(stage_runs, "caption_records", lambda split: [
+        {"image": f"{split}/{i}.png", "conversations": [{}, {"value": text}]}
+        for i, text in captions.items()])
+    images = stage_runs.TestImages([type("Scene", (), {"id": i}) for i in ("b", "a")], [], None, None)
+    config = {"connector": "word_grounded", "n_image_tokens": 3,
+              "connector_words": ["red", "spider", "balloon"],
+              "connector_options": {"token_ids": [9, 7, 8]}}
+    ids, words = stage_runs.oracle_words(images, "test", config)
+    # "red" is in both images' captions, so it weighs nothing: each image shows its own noun
+    assert words == [["balloon"] * 3, ["spider"] * 3] and ids.tolist() == [[8] * 3, [7] * 3]
+    assert stage_runs.oracle_words(images, "test", {**config, "connector": "mlp2x_gelu"}) is None

@@ -124,3 +124,14 @@ def test_image_reliance_compares_each_record_with_another_records_image(tiny):
     assert blind["image_reliance"] == pytest.approx(0, abs=1e-6)
     with pytest.raises(ValueError, match="at least two different images"):
         image_reliance(model, examples[:1], patches, pad)
+
+
+def test_token_ids_in_place_of_patches_show_their_own_embeddings(tiny):
+    model, tokenizer = tiny
+    ids = torch.tensor([encode_prompt(tokenizer, "<image>\nDescribe.", N_IMAGE_TOKENS)])
+    shown = torch.tensor([[5, 6, 7, 8]])
+    embeds = model.embed(ids, shown)
+    table = model.llm.get_input_embeddings().weight
+    assert torch.equal(embeds[0, ids[0] == IMAGE_TOKEN_ID], table[shown[0]])
+    with pytest.raises(ValueError, match="patches \\(or token ids\\)"):
+        model.embed(ids, torch.tensor([[5, 6]]))

@@ -75,3 +75,23 @@ def test_the_machine_line_says_when_git_could_not_be_asked(in_tmp):
     record.write_text(record.read_text().replace('"dirty": false', '"dirty": null'))
     line = report.machine_line(report.stage_records(), "smoke")
     assert "uncommitted changes unknown" in line
+
+
+def test_the_mmllm_readers_stand_side_by_side_from_the_finetune_metrics(in_tmp):
+    metrics = {"eval_images": 24, "base_eval_images": 12, "connector": "word_grounded",
+               "reference_connector": "mlp2x_gelu", "key_object_recall": 0.4,
+               "image_token_key_object_recall": 0.66, "hallucination_rate": 0.2,
+               "oracle_key_object_recall": 0.5, "teacher_key_object_recall": 0.9,
+               "vision_probe_key_object_recall": 0.78, "vision_probe_false_object_rate": 0.08,
+               "base_llm_key_object_recall": 0.54, "mlp2x_gelu": {"key_object_recall": 0.2}}
+    write_stage(in_tmp, "finetune", metrics, 10.0)
+    report.build("smoke", {}, out=in_tmp / "reports")
+    text = (in_tmp / "reports/headlines.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| measure |"))
+    assert header == ("| measure | teacher (24 images) | patch probe (all test images) | "
+                      "oracle: true words as image tokens (24 images) | fine-tuned, word_grounded "
+                      "(24 images) | fine-tuned, mlp2x_gelu (24 images) | base LLM (12 images) |")
+    assert "| key_object_recall | 0.9 | 0.78 | 0.5 | 0.4 | 0.2 | 0.54 |" in text
+    assert "| image_token_key_object_recall |  |  |  | 0.66 |  |  |" in text
+    assert "| hallucination_rate |  | 0.08 |  | 0.2 |  |  |" in text
+    assert "side by side" in (in_tmp / "reports/README.md").read_text()

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from tinyemo import paths
+from tinyemo.mmllm import comparison
 from tinyemo.stages import STAGES
 
 # The numbers the README shows, per stage (flattened metric keys; absent keys are skipped).
@@ -199,6 +200,7 @@ def write_index(records, copied, headlines, profile: str, out: Path) -> str:
         "",
         headline_table(records, headlines),
         "",
+        mmllm_table(records),
     ]
     for name, files in copied.items():
         parts += [f"## {name}", ""]
@@ -215,6 +217,17 @@ def write_index(records, copied, headlines, profile: str, out: Path) -> str:
     return index
 
 
+def mmllm_table(records: dict[str, dict]) -> str:
+    """The MM-LLM's readers side by side (`tinyemo.mmllm.comparison`), from the finetune
+    stage's metrics; empty before that stage has run."""
+    metrics = records.get("finetune", {}).get("metrics")
+    if not metrics:
+        return ""
+    header, rows = comparison.rows(metrics)
+    return "\n".join(["## The MM-LLM side by side", "", comparison.__doc__.split("\n\n")[1]
+                      .replace("\n", " "), "", markdown_table(header, rows), ""])
+
+
 def headlines_page(records, headlines, profile: str) -> str:
     """The headline tables on one page (`reports/headlines.md`, linked from the README)."""
     return "\n".join([
@@ -228,6 +241,7 @@ def headlines_page(records, headlines, profile: str) -> str:
         "",
         headline_table(records, headlines),
         "",
+        mmllm_table(records),
     ])
 
 

@@ -281,8 +281,14 @@ def training_batch(examples: list[Example], patches, pad_id: int) -> dict:
     """The padded batch of `examples`; only their patch grids are read (`patches[rows]`
     works on a tensor and on a memory-mapped store alike)."""
     batch = collate([e.input_ids for e in examples], pad_id, "right", [e.labels for e in examples])
-    batch["patches"] = torch.as_tensor(patches[[e.patch_row for e in examples]]).float()
+    batch["patches"] = image_input(patches[[e.patch_row for e in examples]])
     return batch
+
+
+def image_input(patches) -> torch.Tensor:
+    """Patch grids as float32; integer token ids (shown as image tokens) stay integers."""
+    tensor = torch.as_tensor(patches)
+    return tensor.float() if tensor.is_floating_point() else tensor
 
 
 def to_device(batch: dict, device) -> dict:

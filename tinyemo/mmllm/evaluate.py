@@ -35,7 +35,7 @@ class ReasoningScore:
 
 
 @lru_cache(maxsize=1)
-def _object_terms() -> list[tuple[str, str]]:
+def object_terms() -> list[tuple[str, str]]:
     """(kind, term) for every way the catalogue names an object: noun, plural, and the
     head of "X of Y" nouns ("flies" for "swarm of flies"); longest terms first per kind."""
     terms = []
@@ -51,7 +51,7 @@ def _object_terms() -> list[tuple[str, str]]:
 @lru_cache(maxsize=1)
 def _object_patterns() -> list[tuple[str, re.Pattern]]:
     return [(kind, re.compile(rf"\b{re.escape(term)}\b", re.IGNORECASE))
-            for kind, term in _object_terms()]
+            for kind, term in object_terms()]
 
 
 # "my heart skips a beat", "our hearts sink": the viewer's own body, never a depicted object
@@ -116,20 +116,20 @@ def summarize_reasonings(scores: Sequence[ReasoningScore]) -> dict[str, float]:
 
 
 @lru_cache(maxsize=1)
-def _head_words() -> dict[str, frozenset[str]]:
+def head_words() -> dict[str, frozenset[str]]:
     """word -> the object kinds it names on its own: a one-word name, or the last word of a
     longer one ("glass" for broken glass, "stars" for field of stars, "flower" for both
     flower and wilted flower)."""
     heads: dict[str, set[str]] = {}
-    for kind, term in _object_terms():
+    for kind, term in object_terms():
         heads.setdefault(term.split(" of ", 1)[-1].split()[-1].lower(), set()).add(kind)
     return {word: frozenset(kinds) for word, kinds in heads.items()}
 
 
 def key_objects_in_words(word_lists: Sequence[Sequence[str]], scenes: Sequence) -> float:
-    """Mean share of each scene's key objects that its word list names (`_head_words`): for
+    """Mean share of each scene's key objects that its word list names (`head_words`): for
     the word-grounded connector's image tokens, the most the LLM can name from its image."""
-    heads = _head_words()
+    heads = head_words()
     recalls = []
     for words, record in zip(word_lists, scenes):
         named = {kind for word in words for kind in heads.get(word.lower(), ())}
@@ -141,7 +141,7 @@ def key_objects_in_words(word_lists: Sequence[Sequence[str]], scenes: Sequence) 
 def object_token_ids(tokenizer) -> set[int]:
     """Token ids of every catalogue object name (noun, plural, head of "X of Y"), as written
     inside a sentence: the answer tokens that only the image can predict."""
-    terms = {term for _, term in _object_terms() if " of " not in term}
+    terms = {term for _, term in object_terms() if " of " not in term}
     return {i for term in terms for variant in (f" {term}", f" {term.capitalize()}")
             for i in tokenizer(variant, add_special_tokens=False)["input_ids"]}
 
@@ -159,7 +159,8 @@ def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> flo
 def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dict],
            label_names: Sequence[str], max_new_tokens: int, batch_size: int,
            system_prompt: str | None = None, desc: str = "",
-           repetition_penalty: float = 1.0, shuffled: bool = True) -> tuple[dict, list[dict]]:
+           repetition_penalty: float = 1.0, shuffled: bool = True,
+           grounded: bool = False) -> tuple[dict, list[dict]]:
     """Metrics and per-image rows of one model on test images.
 
     `scenes[i]` (a SceneRecord) is image i with patch grid `patches[i]`; `references[i]` is
@@ -168,12 +169,13 @@ def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dic
     graph; with `shuffled`, again with image i+1's patches (scored against image i's scene:
     the `*_shuffled` metrics). Generative classification asks the model to choose among
     all `label_names` without a hint; its reasonings are scored too (`generative_*`).
+    `grounded`: word-grounded decoding (`grounded_decoding`) in every pass.
     """
     from tinyemo.mmllm import infer
 
     def run(prompts, grid, what):
         return infer.generate(model, tokenizer, prompts, grid, max_new_tokens, batch_size,
-                              system_prompt, f"{desc} {what}", repetition_penalty)
+                              system_prompt, f"{desc} {what}", repetition_penalty, grounded)
 
     prompts = [ref["conversations"][0]["value"] for ref in references]
     reasonings = run(prompts, patches, "reasoning")

@@ -48,6 +48,7 @@ class Explainer:
             model_dir, trust_remote_code=trust_remote_code, base_dir=base_dir)
         self.tower = load_vision_tower(config["vision_tower"], base_dir)
         self.penalty = config.get("repetition_penalty", 1.0)
+        self.grounded = config.get("grounded_decoding", False)
 
     @torch.inference_mode()
     def encode(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,9 +66,10 @@ class Explainer:
 
     def stream(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> Iterator[str]:
         return infer.stream(self.model, self.tokenizer, self.prompt(verdict), patches,
-                            max_new_tokens, self.config.get("system_prompt"), self.penalty)
+                            max_new_tokens, self.config.get("system_prompt"), self.penalty,
+                            self.grounded)
 
     def reasoning(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> str:
         return infer.generate(self.model, self.tokenizer, [self.prompt(verdict)], patches[None],
                               max_new_tokens, 1, self.config.get("system_prompt"), "explain",
-                              self.penalty)[0]
+                              self.penalty, self.grounded)[0]

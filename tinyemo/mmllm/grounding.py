@@ -82,6 +82,18 @@ def idf_weighted(bags: torch.Tensor) -> torch.Tensor:
     return weighted / weighted.sum(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+def heaviest_words(bags: torch.Tensor, k: int) -> torch.Tensor:
+    """[N, k] vocabulary indices of each bag's words, heaviest first, its words repeated in
+    turn when it holds fewer than k (an empty bag is a ValueError)."""
+    rows = []
+    for row, bag in enumerate(bags):
+        held = [int(i) for i in bag.argsort(descending=True, stable=True) if bag[i] > 0]
+        if not held:
+            raise ValueError(f"bag {row} holds no vocabulary word")
+        rows.append([held[i % len(held)] for i in range(k)])
+    return torch.tensor(rows, dtype=torch.long).reshape(len(bags), k)
+
+
 def precision_at(distribution: torch.Tensor, bags: torch.Tensor, k: int = 8) -> float:
     """Share of each image's top-k words that its caption holds, over images."""
     top = distribution.topk(k, dim=-1).indices

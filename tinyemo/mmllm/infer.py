@@ -6,8 +6,10 @@
 - *generative*: the same instruction without the hint, listing every label; the LLM must
   choose, and its final `Emotion: <label>` line is read back as the prediction.
 
-Decoding is greedy with a `max_new_tokens` cap and an optional repetition penalty
-(transformers' `repetition_penalty`; 1.0 = none).
+Decoding is greedy with a `max_new_tokens` cap, an optional repetition penalty
+(transformers' `repetition_penalty`; 1.0 = none) and, for connectors whose image tokens are
+words, optionally word-grounded (`grounded_decoding`: only objects the image tokens show
+can be named).
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from typing import Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
+from transformers import LogitsProcessorList
 
-from tinyemo.mmllm.data import collate, model_device, pad_id_of, to_device
+from tinyemo.mmllm import grounded_decoding
+from tinyemo.mmllm.data import collate, image_input, model_device, pad_id_of, to_device
 from tinyemo.mmllm.prompts import IMAGE_PLACEHOLDER, encode_prompt
 from tinyemo.scenes.teacher import FINETUNE_INSTRUCTION, finetune_prompt, parse_emotion
 
@@ -46,16 +50,22 @@ def projector_options(projector, pooled: torch.Tensor, k: int = 3):
             for row, score in zip(ids.tolist(), scores)]
 
 
-def _gen_kwargs(tokenizer, repetition_penalty: float) -> dict:
-    return {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id,
-            "repetition_penalty": repetition_penalty}
+def _gen_kwargs(model, tokenizer, images: torch.Tensor, repetition_penalty: float,
+                grounded: bool) -> dict:
+    kwargs = {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id,
+              "repetition_penalty": repetition_penalty}
+    constraint = grounded_decoding.processor(model, tokenizer, images) if grounded else None
+    if constraint is not None:
+        kwargs["logits_processor"] = LogitsProcessorList([constraint])
+    return kwargs
 
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_new_tokens: int,
              batch_size: int = 16, system_prompt: str | None = None, desc: str = "generate",
-             repetition_penalty: float = 1.0) -> list[str]:
-    """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]."""
+             repetition_penalty: float = 1.0, grounded: bool = False) -> list[str]:
+    """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]; with
+    `grounded`, naming only objects the image tokens show (`grounded_decoding`)."""
     if len(prompts) != len(patches):
         raise ValueError(f"{len(prompts)} prompts for {len(patches)} images")
     answers: list[str] = []
@@ -64,21 +74,23 @@ def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_ne
         chunk = prompts[start:start + batch_size]
         ids = [encode_prompt(tokenizer, p, model.n_image_tokens, system_prompt) for p in chunk]
         batch = to_device(collate(ids, pad_id_of(tokenizer), padding_side="left"), device)
-        images = torch.as_tensor(patches[start:start + batch_size]).float().to(device)
+        images = image_input(patches[start:start + batch_size]).to(device)
         out = model.generate(batch["input_ids"], images, batch["attention_mask"], max_new_tokens,
-                             **_gen_kwargs(tokenizer, repetition_penalty))
+                             **_gen_kwargs(model, tokenizer, images, repetition_penalty, grounded))
         answers += tokenizer.batch_decode(out, skip_special_tokens=True)
     return [a.strip() for a in answers]
 
 
 def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens: int,
-           system_prompt: str | None = None, repetition_penalty: float = 1.0) -> Iterator[str]:
+           system_prompt: str | None = None, repetition_penalty: float = 1.0,
+           grounded: bool = False) -> Iterator[str]:
     """The answer to one prompt, piece by piece as the tokens are generated."""
     from transformers import TextIteratorStreamer
 
     ids = encode_prompt(tokenizer, prompt, model.n_image_tokens, system_prompt)
     device = model_device(model)
     batch = to_device(collate([ids], pad_id_of(tokenizer), padding_side="left"), device)
+    image = image_input(patches).reshape(1, *patches.shape[-2:]).to(device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=False, skip_special_tokens=True)
     failure: list[BaseException] = []
 
@@ -86,9 +98,9 @@ def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens:
         try:
             model.generate(
                 input_ids=batch["input_ids"],
-                patches=patches.reshape(1, *patches.shape[-2:]).float().to(device),
-                attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
-                streamer=streamer, **_gen_kwargs(tokenizer, repetition_penalty))
+                patches=image, attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens, streamer=streamer,
+                **_gen_kwargs(model, tokenizer, image, repetition_penalty, grounded))
         except BaseException as err:  # ends the stream, raised again in the caller
             failure.append(err)
             streamer.end()

@@ -36,23 +36,40 @@ class TinyLlava(nn.Module):
         self.n_image_tokens = n_image_tokens(self.connector, n_patches)
 
     def embed(self, input_ids: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
-        """Input embeddings with the connector's image tokens at the image markers."""
+        """Input embeddings with the connector's image tokens at the image markers; `patches`
+        [B, P, C] features, or [B, T] integer token ids whose own embeddings are shown as
+        the T image tokens."""
         embedding = self.llm.get_input_embeddings()
         image_mask = input_ids == IMAGE_TOKEN_ID
         embeds = embedding(input_ids.masked_fill(image_mask, 0))
         per_row = image_mask.sum(dim=1)
-        if patches.shape[0] != input_ids.shape[0] or patches.shape[1] != self.n_patches:
+        expected = self.n_patches if patches.is_floating_point() else self.n_image_tokens
+        if patches.shape[0] != input_ids.shape[0] or patches.shape[1] != expected:
             raise ValueError(
                 f"patches of shape {tuple(patches.shape)} do not fit a batch of "
-                f"{input_ids.shape[0]} prompts with {self.n_patches} patches each"
+                f"{input_ids.shape[0]} prompts with {expected} patches (or token ids) each"
             )
         if not input_ids.is_meta and not bool((per_row == self.n_image_tokens).all()):  # meta: shapes only
             raise ValueError(
                 f"every prompt needs exactly one <image> ({self.n_image_tokens} markers); "
                 f"found {per_row.tolist()}"
             )
-        tokens = image_tokens(self.connector, patches.to(embeds.dtype), embedding.weight).to(embeds.dtype)
+        if patches.is_floating_point():
+            tokens = image_tokens(self.connector, patches.to(embeds.dtype), embedding.weight)
+        else:  # token ids shown as the image tokens (`stage_runs.oracle_words`)
+            tokens = embedding(patches)
+        tokens = tokens.to(embeds.dtype)
         return embeds.masked_scatter(image_mask.unsqueeze(-1), tokens.reshape(-1, embeds.shape[-1]))
+
+    @torch.no_grad()
+    def shown_token_ids(self, patches: torch.Tensor) -> torch.Tensor | None:
+        """[B, T] token ids of the words the image tokens are (token ids given in place of
+        patches, or a word-grounded connector's words); None for a free connector."""
+        if not patches.is_floating_point():
+            return patches
+        if not hasattr(self.connector, "chosen_words"):
+            return None
+        return self.connector.token_ids[self.connector.chosen_words(patches.float())]
 
     def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Logits of `hidden`: the LLM's output head, or, for a model whose head is its input

@@ -76,8 +76,10 @@ class FinetuneParams(TrainingParams):
     eval_batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(112, ge=1)  # greedy decoding cap
     repetition_penalty: float = Field(1.0, ge=1.0)  # >1 discourages loops (saved for inference)
+    grounded_decoding: bool = False  # name only objects the image tokens show (word connectors; saved)
     n_figure_images: int = Field(4, ge=1)  # test images in the reasoning figure
     reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # as pretrain's: also fine-tuned
+    reference_steps: int | None = Field(None, ge=1)  # its fine-tuning steps (None: as many as the default's)
     curve_points: int = Field(0, ge=0)  # measurements along the run (0: none), on validation images
     n_curve_images: int = Field(8, ge=2)  # validation images of each measurement
 

@@ -220,7 +220,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
                accelerator, every, probe)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
-                          "repetition_penalty": params.repetition_penalty}, accelerator)
+                          "repetition_penalty": params.repetition_penalty,
+                          "grounded_decoding": params.grounded_decoding}, accelerator)
     return run
 
 
@@ -331,10 +332,26 @@ def grounding_measures(model, tokenizer, images: TestImages, params) -> dict:
                               focus_ids=evaluate.object_token_ids(tokenizer))
     texts = infer.generate(model, tokenizer, [r["conversations"][0]["value"] for r in images.references],
                            images.patches, params.max_new_tokens, params.eval_batch_size,
-                           params.system_prompt, "curve", params.repetition_penalty)
+                           params.system_prompt, "curve", params.repetition_penalty,
+                           params.grounded_decoding)
     summary = evaluate.summarize_reasonings(evaluate.scores_of(texts, images.scenes))
     return measures | {k: summary[k] for k in ("key_object_recall", "hallucination_rate",
                                                 "reasoning_names_correct_emotion")}
+
+
+def oracle_words(images: TestImages, split: str, saved_config: dict):
+    """(token ids [N, T], words) of each image's own caption words, heaviest by IDF first
+    (repeated in turn to fill the T image tokens): what a perfect word-grounded connector
+    would show the LLM (`TinyLlava.embed` takes the ids in place of patches). None for a
+    free connector, whose tokens are no words."""
+    if saved_config["connector"] != "word_grounded":
+        return None
+    token_ids = saved_config["connector_options"]["token_ids"]
+    vocabulary = grounding.Vocabulary(saved_config["connector_words"], token_ids)
+    bags = caption_bags(split, [scene.id for scene in images.scenes], vocabulary)
+    chosen = grounding.heaviest_words(grounding.idf_weighted(bags), saved_config["n_image_tokens"])
+    return (torch.tensor(token_ids)[chosen],
+            [[vocabulary.words[i] for i in row] for row in chosen.tolist()])
 
 
 def vision_probe(fit_split: str = "train", test_split: str = "test",
