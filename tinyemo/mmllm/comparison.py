@@ -3,11 +3,11 @@
 Columns run from the ceiling to the floor, each read from the `finetune` stage's
 metrics.json: the teacher's reference answers (it read the scene graph), the two probes of
 what the patch features carry, the fine-tuned LLM shown each image's own caption words as
-its image tokens (the oracle), the fine-tuned connectors, and the base LLM before
-fine-tuning. Rows are the measures they share; `image_token_key_object_recall` is the share
-of key objects among the words the LLM is shown (word-grounded tokens only), the most it
-can name from the image rather than guess from the label. A blank cell is a measure that
-does not apply to that column.
+its image tokens (the oracle), the fine-tuned connectors (the default one also decoded
+without `grounded_decoding`), and the base LLM before fine-tuning. Rows are the measures
+they share; `image_token_key_object_recall` is the share of key objects among the words the
+LLM is shown (word-grounded tokens only), the most it can name from the image rather than
+guess from the label. A blank cell is a measure that does not apply to that column.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def columns(metrics: dict) -> dict[str, dict[str, float]]:
             "hallucination_rate": metrics.get("vision_probe_linear_false_object_rate")},
         f"oracle: true words as image tokens ({n} images)": _prefixed(metrics, "oracle_"),
         f"fine-tuned, {connector} ({n} images)": _prefixed(metrics, ""),
+        f"fine-tuned, {connector}, free decoding ({n} images)": _prefixed(metrics, "free_decoding_"),
         f"fine-tuned, {reference} ({n} images)": _prefixed(metrics.get(reference) or {}, ""),
         f"fine-tuned, {connector} ({n_base} images)": _prefixed(metrics, "on_base_images_"),
         f"base LLM ({n_base} images)": _prefixed(metrics, "base_llm_"),
