@@ -114,7 +114,7 @@ def classification(args) -> dict:
     prompt = infer.generative_prompt(projector.label_names)
     answers: list[str] = []
     as_trained = {"system_prompt": explainer.config.get("system_prompt"),
-                  "repetition_penalty": explainer.penalty}
+                  "decoding": explainer.decoding}
 
     def generate_all():
         answers[:] = infer.generate(model, tokenizer, [prompt] * len(files), patches,

@@ -50,7 +50,35 @@ def test_word_grounded_models_are_constrained_and_free_connectors_are_not():
     words = [[tokenizer.decode([t]) for t in row] for row in shown.tolist()]
     assert torch.equal(constraint.blocked, grounded_decoding.blocked_tokens(tokenizer, words, len(tokenizer)))
     assert constraint.blocked.any()
-    texts = infer.generate(model, tokenizer, ["<image>\nDescribe."] * 3, patches, 6, grounded=True)
+    texts = infer.generate(model, tokenizer, ["<image>\nDescribe."] * 3, patches, 6,
+                           decoding=infer.Decoding(grounded=True))
     assert len(texts) == 3
     free, free_tokenizer = tiny_mmllm()
     assert grounded_decoding.processor(free, free_tokenizer, patches) is None
+
+
+def test_decoding_settings_travel_with_the_model_and_reach_generate():
+    settings = infer.Decoding(repetition_penalty=1.1, no_repeat_ngram_size=5, grounded=True)
+    assert infer.Decoding.saved({"decoding": settings.as_dict()}) == settings
+    # a model saved before the settings were recorded: its repetition penalty alone
+    assert infer.Decoding.saved({"repetition_penalty": 1.2}) == infer.Decoding(1.2)
+    free, tokenizer = tiny_mmllm()
+    patches = torch.randn(1, N_IMAGE_TOKENS, 16)
+    kwargs = infer._gen_kwargs(free, tokenizer, patches, settings)
+    assert kwargs["no_repeat_ngram_size"] == 5 and kwargs["repetition_penalty"] == 1.1
+    assert "logits_processor" not in kwargs, "a free connector's tokens are no words"
+    assert "no_repeat_ngram_size" not in infer._gen_kwargs(free, tokenizer, patches, infer.Decoding())
+    # no 2-gram twice: a greedy answer long enough to loop never repeats a pair of tokens
+    ids = free.generate(_prompt(tokenizer), patches, max_new_tokens=40,
+                        **infer._gen_kwargs(free, tokenizer, patches, infer.Decoding(no_repeat_ngram_size=2)) | {
+                            "eos_token_id": -1})[0].tolist()
+    pairs = list(zip(ids, ids[1:]))
+    assert len(pairs) == len(set(pairs))
+
+
+def _prompt(tokenizer):
+    from tinyemo.mmllm.data import collate
+    from tinyemo.mmllm.prompts import encode_prompt
+
+    return collate([encode_prompt(tokenizer, "<image>\nDescribe.", N_IMAGE_TOKENS)],
+                   tokenizer.pad_token_id, "left")["input_ids"]

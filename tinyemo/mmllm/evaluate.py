@@ -158,9 +158,8 @@ def label_accuracy(predicted: Sequence[str | None], truth: Sequence[str]) -> flo
 
 def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dict],
            label_names: Sequence[str], max_new_tokens: int, batch_size: int,
-           system_prompt: str | None = None, desc: str = "",
-           repetition_penalty: float = 1.0, shuffled: bool = True,
-           grounded: bool = False) -> tuple[dict, list[dict]]:
+           system_prompt: str | None = None, desc: str = "", decoding=None,
+           shuffled: bool = True) -> tuple[dict, list[dict]]:
     """Metrics and per-image rows of one model on test images.
 
     `scenes[i]` (a SceneRecord) is image i with patch grid `patches[i]`; `references[i]` is
@@ -169,13 +168,13 @@ def assess(model, tokenizer, scenes: Sequence, patches, references: Sequence[dic
     graph; with `shuffled`, again with image i+1's patches (scored against image i's scene:
     the `*_shuffled` metrics). Generative classification asks the model to choose among
     all `label_names` without a hint; its reasonings are scored too (`generative_*`).
-    `grounded`: word-grounded decoding (`grounded_decoding`) in every pass.
+    Every pass decodes with `decoding` (an `infer.Decoding`; None: plain greedy).
     """
     from tinyemo.mmllm import infer
 
     def run(prompts, grid, what):
         return infer.generate(model, tokenizer, prompts, grid, max_new_tokens, batch_size,
-                              system_prompt, f"{desc} {what}", repetition_penalty, grounded)
+                              system_prompt, f"{desc} {what}", decoding or infer.Decoding())
 
     prompts = [ref["conversations"][0]["value"] for ref in references]
     reasonings = run(prompts, patches, "reasoning")

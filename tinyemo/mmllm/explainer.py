@@ -47,8 +47,7 @@ class Explainer:
         self.model, self.tokenizer, self.config = artifact.load_mmllm(
             model_dir, trust_remote_code=trust_remote_code, base_dir=base_dir)
         self.tower = load_vision_tower(config["vision_tower"], base_dir)
-        self.penalty = config.get("repetition_penalty", 1.0)
-        self.grounded = config.get("grounded_decoding", False)
+        self.decoding = infer.Decoding.saved(config)
 
     @torch.inference_mode()
     def encode(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,10 +65,9 @@ class Explainer:
 
     def stream(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> Iterator[str]:
         return infer.stream(self.model, self.tokenizer, self.prompt(verdict), patches,
-                            max_new_tokens, self.config.get("system_prompt"), self.penalty,
-                            self.grounded)
+                            max_new_tokens, self.config.get("system_prompt"), self.decoding)
 
     def reasoning(self, verdict: Verdict, patches: torch.Tensor, max_new_tokens: int) -> str:
         return infer.generate(self.model, self.tokenizer, [self.prompt(verdict)], patches[None],
                               max_new_tokens, 1, self.config.get("system_prompt"), "explain",
-                              self.penalty, self.grounded)[0]
+                              self.decoding)[0]

@@ -6,13 +6,16 @@
 - *generative*: the same instruction without the hint, listing every label; the LLM must
   choose, and its final `Emotion: <label>` line is read back as the prediction.
 
-Decoding is greedy with a `max_new_tokens` cap, an optional repetition penalty
-(transformers' `repetition_penalty`; 1.0 = none) and, for connectors whose image tokens are
-words, optionally word-grounded (`grounded_decoding`: only objects the image tokens show
-can be named).
+Decoding is greedy with a `max_new_tokens` cap and the settings of a `Decoding`: a
+repetition penalty (transformers' `repetition_penalty`; 1.0 = none), blocked repeats of
+n-grams (`no_repeat_ngram_size`; 0 = none) and, for connectors whose image tokens are words,
+word-grounded decoding (`grounded_decoding`: only objects the image tokens show can be
+named). The finetune stage saves its settings beside the model, so `tinyemo explain`
+decodes as the stage measured.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from threading import Thread
 from typing import Iterator, Sequence
 
@@ -26,6 +29,29 @@ from tinyemo.mmllm.prompts import IMAGE_PLACEHOLDER, encode_prompt
 from tinyemo.scenes.teacher import FINETUNE_INSTRUCTION, finetune_prompt, parse_emotion
 
 HINT = "\n\nImportant:"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    repetition_penalty: float = 1.0  # > 1 discourages repeated tokens
+    no_repeat_ngram_size: int = 0  # n-grams that may not occur twice (0: none)
+    grounded: bool = False  # name only objects the image tokens show
+
+    @classmethod
+    def of(cls, params) -> "Decoding":
+        """The finetune params' decoding settings."""
+        return cls(params.repetition_penalty, params.no_repeat_ngram_size, params.grounded_decoding)
+
+    @classmethod
+    def saved(cls, config: dict) -> "Decoding":
+        """The settings a saved MM-LLM was measured with (models saved before `decoding` was
+        recorded: their repetition penalty alone)."""
+        if "decoding" in config:
+            return cls(**config["decoding"])
+        return cls(config.get("repetition_penalty", 1.0))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def with_image(text: str) -> str:
@@ -50,11 +76,12 @@ def projector_options(projector, pooled: torch.Tensor, k: int = 3):
             for row, score in zip(ids.tolist(), scores)]
 
 
-def _gen_kwargs(model, tokenizer, images: torch.Tensor, repetition_penalty: float,
-                grounded: bool) -> dict:
+def _gen_kwargs(model, tokenizer, images: torch.Tensor, decoding: Decoding) -> dict:
     kwargs = {"pad_token_id": pad_id_of(tokenizer), "eos_token_id": tokenizer.eos_token_id,
-              "repetition_penalty": repetition_penalty}
-    constraint = grounded_decoding.processor(model, tokenizer, images) if grounded else None
+              "repetition_penalty": decoding.repetition_penalty}
+    if decoding.no_repeat_ngram_size:
+        kwargs["no_repeat_ngram_size"] = decoding.no_repeat_ngram_size
+    constraint = grounded_decoding.processor(model, tokenizer, images) if decoding.grounded else None
     if constraint is not None:
         kwargs["logits_processor"] = LogitsProcessorList([constraint])
     return kwargs
@@ -63,9 +90,8 @@ def _gen_kwargs(model, tokenizer, images: torch.Tensor, repetition_penalty: floa
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_new_tokens: int,
              batch_size: int = 16, system_prompt: str | None = None, desc: str = "generate",
-             repetition_penalty: float = 1.0, grounded: bool = False) -> list[str]:
-    """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]; with
-    `grounded`, naming only objects the image tokens show (`grounded_decoding`)."""
+             decoding: Decoding = Decoding()) -> list[str]:
+    """Greedy answers to `prompts` (each with one `<image>`), image i with patches[i]."""
     if len(prompts) != len(patches):
         raise ValueError(f"{len(prompts)} prompts for {len(patches)} images")
     answers: list[str] = []
@@ -76,14 +102,13 @@ def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_ne
         batch = to_device(collate(ids, pad_id_of(tokenizer), padding_side="left"), device)
         images = image_input(patches[start:start + batch_size]).to(device)
         out = model.generate(batch["input_ids"], images, batch["attention_mask"], max_new_tokens,
-                             **_gen_kwargs(model, tokenizer, images, repetition_penalty, grounded))
+                             **_gen_kwargs(model, tokenizer, images, decoding))
         answers += tokenizer.batch_decode(out, skip_special_tokens=True)
     return [a.strip() for a in answers]
 
 
 def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens: int,
-           system_prompt: str | None = None, repetition_penalty: float = 1.0,
-           grounded: bool = False) -> Iterator[str]:
+           system_prompt: str | None = None, decoding: Decoding = Decoding()) -> Iterator[str]:
     """The answer to one prompt, piece by piece as the tokens are generated."""
     from transformers import TextIteratorStreamer
 
@@ -100,7 +125,7 @@ def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens:
                 input_ids=batch["input_ids"],
                 patches=image, attention_mask=batch["attention_mask"],
                 max_new_tokens=max_new_tokens, streamer=streamer,
-                **_gen_kwargs(model, tokenizer, image, repetition_penalty, grounded))
+                **_gen_kwargs(model, tokenizer, image, decoding))
         except BaseException as err:  # ends the stream, raised again in the caller
             failure.append(err)
             streamer.end()

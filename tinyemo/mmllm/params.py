@@ -75,7 +75,8 @@ class FinetuneParams(TrainingParams):
     n_base_eval_images: int = Field(30, ge=1)  # of those, scored with the base LLM too
     eval_batch_size: int = Field(16, ge=1)
     max_new_tokens: int = Field(112, ge=1)  # greedy decoding cap
-    repetition_penalty: float = Field(1.0, ge=1.0)  # >1 discourages loops (saved for inference)
+    repetition_penalty: float = Field(1.0, ge=1.0)  # >1 discourages loops (decoding: saved for inference)
+    no_repeat_ngram_size: int = Field(0, ge=0)  # n-grams that may not repeat (0: none; saved)
     grounded_decoding: bool = False  # name only objects the image tokens show (word connectors; saved)
     n_figure_images: int = Field(4, ge=1)  # test images in the reasoning figure
     reference_connector: Literal["mlp2x_gelu", "linear"] | None = None  # as pretrain's: also fine-tuned

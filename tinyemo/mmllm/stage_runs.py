@@ -25,7 +25,7 @@ import torch
 
 from tinyemo import config as tconfig
 from tinyemo.feature_store import load_features
-from tinyemo.mmllm import artifact, ceiling, grounding
+from tinyemo.mmllm import artifact, ceiling, grounding, infer
 from tinyemo.mmllm.checkpoint import checkpoint_dir
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
@@ -220,8 +220,7 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
                accelerator, every, probe)
     finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
-                          "repetition_penalty": params.repetition_penalty,
-                          "grounded_decoding": params.grounded_decoding}, accelerator)
+                          "decoding": infer.Decoding.of(params).as_dict()}, accelerator)
     return run
 
 
@@ -325,15 +324,14 @@ def grounding_measures(model, tokenizer, images: TestImages, params) -> dict:
     """Image reliance (all answer tokens and object words) on the images' reference answers,
     and key-object recall, hallucination and emotion naming of the reasonings the model
     writes for their prompts (the true label hinted): one point of a training curve."""
-    from tinyemo.mmllm import evaluate, infer
+    from tinyemo.mmllm import evaluate
 
     examples = images.examples(tokenizer, model.n_image_tokens, params)
     measures = image_reliance(model, examples, images.patches, pad_id_of(tokenizer),
                               focus_ids=evaluate.object_token_ids(tokenizer))
     texts = infer.generate(model, tokenizer, [r["conversations"][0]["value"] for r in images.references],
                            images.patches, params.max_new_tokens, params.eval_batch_size,
-                           params.system_prompt, "curve", params.repetition_penalty,
-                           params.grounded_decoding)
+                           params.system_prompt, "curve", infer.Decoding.of(params))
     summary = evaluate.summarize_reasonings(evaluate.scores_of(texts, images.scenes))
     return measures | {k: summary[k] for k in ("key_object_recall", "hallucination_rate",
                                                 "reasoning_names_correct_emotion")}
