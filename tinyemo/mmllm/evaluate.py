@@ -126,15 +126,19 @@ def head_words() -> dict[str, frozenset[str]]:
     return {word: frozenset(kinds) for word, kinds in heads.items()}
 
 
-def key_objects_in_words(word_lists: Sequence[Sequence[str]], scenes: Sequence) -> float:
-    """Mean share of each scene's key objects that its word list names (`head_words`): for
-    the word-grounded connector's image tokens, the most the LLM can name from its image."""
+def kinds_named_by(words: Sequence[str]) -> set[str]:
+    """The object kinds a list of single words names on its own (`head_words`)."""
     heads = head_words()
+    return {kind for word in words for kind in heads.get(word.strip().lower(), ())}
+
+
+def key_objects_in_words(word_lists: Sequence[Sequence[str]], scenes: Sequence) -> float:
+    """Mean share of each scene's key objects that its word list names (`kinds_named_by`):
+    for the word-grounded connector's image tokens, the most the LLM can name from its image."""
     recalls = []
     for words, record in zip(word_lists, scenes):
-        named = {kind for word in words for kind in heads.get(word.lower(), ())}
         if record.key_objects:
-            recalls.append(_recall(record.key_objects, named))
+            recalls.append(_recall(record.key_objects, kinds_named_by(words)))
     return mean(recalls) if recalls else float("nan")
 
 

@@ -36,18 +36,12 @@ def _name_starts(tokenizer) -> dict[int, frozenset[str]]:
     return {token: frozenset(kinds) for token, kinds in starts.items()}
 
 
-def shown_kinds(words: Sequence[str]) -> set[str]:
-    """The object kinds a list of image-token words names."""
-    heads = evaluate.head_words()
-    return {kind for word in words for kind in heads.get(word.strip().lower(), ())}
-
-
 def blocked_tokens(tokenizer, word_lists: Sequence[Sequence[str]], vocab_size: int) -> torch.Tensor:
     """[B, vocab_size] True where a token begins only names of objects image b does not show."""
     blocked = torch.zeros(len(word_lists), vocab_size, dtype=torch.bool)
     starts = _name_starts(tokenizer)
     for row, words in enumerate(word_lists):
-        kinds = shown_kinds(words)
+        kinds = evaluate.kinds_named_by(words)
         for token, named in starts.items():
             if token < vocab_size and not named & kinds:
                 blocked[row, token] = True

@@ -228,9 +228,11 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
 def image_token_words(model, patches: torch.Tensor, words: list[str]) -> list[list[str]] | None:
     """The caption words a word-grounded connector makes of each image, in its order (the
     image tokens the LLM reads); None for a free connector, whose tokens are no words."""
-    if not hasattr(model.connector, "chosen_words"):
+    shown = model.shown_token_ids(patches)
+    if shown is None:
         return None
-    return [[words[i] for i in row] for row in model.connector.chosen_words(patches).tolist()]
+    word_of = dict(zip(model.connector.token_ids.tolist(), words))
+    return [[word_of[token] for token in row] for row in shown.tolist()]
 
 
 @torch.no_grad()
