@@ -39,7 +39,6 @@ profile = "default"
 threads = 2
 vision_tower = "efficientnet-lite0"
 llm = "smollm2-135m-instruct"
-trust_remote_code = False
 sanity_image = "chelsea"
 sanity_prompt = "The capital of France is"
 
@@ -66,7 +65,7 @@ out = paths.stage_results("assets")
 
 # %%
 started = time.perf_counter()
-manifests = assets.prepare(vision_tower, llm, trust_remote_code=trust_remote_code)
+manifests = assets.prepare(vision_tower, llm)
 prepare_seconds = time.perf_counter() - started
 manifests
 
@@ -108,7 +107,7 @@ if "top" in vision:
 
 # %%
 started = time.perf_counter()
-model, tokenizer = load_llm(llm, trust_remote_code=trust_remote_code)
+model, tokenizer = load_llm(llm)
 load_seconds = time.perf_counter() - started
 language = assets.llm_sanity(model, tokenizer, sanity_prompt)
 language.update(parameters=assets.count_parameters(model), load_seconds=round(load_seconds, 2),

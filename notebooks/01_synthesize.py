@@ -29,7 +29,6 @@
 
 # %% tags=["parameters"]
 seed = 0
-trust_remote_code = False
 n_train = 1600
 n_val = 400
 n_test = 400
@@ -144,7 +143,7 @@ pd.Series(MIKELS_TO_EKMAN, name="Ekman-6").rename_axis("Mikels-8").to_frame()
 
 # %%
 started = time.perf_counter()
-writer = make_teacher(teacher, seed, trust_remote_code=trust_remote_code)
+writer = make_teacher(teacher, seed)
 scene_records, report = synthesize(
     n_train=n_train, n_val=n_val, n_test=n_test, image_size=image_size,
     label_noise=label_noise, planted_biases=planted_biases, teacher=writer, seed=seed,

@@ -75,7 +75,6 @@ seed = 0
 threads = 2
 vision_tower = "efficientnet-lite0"
 llm = "smollm2-135m-instruct"
-trust_remote_code = False
 n_records = 0
 records = "captions"
 epochs = 1
@@ -134,7 +133,7 @@ val_features = load_features("emoscenes", "val")
 vocabulary = stage_runs.connector_vocabulary(base, params)
 torch.manual_seed(seed)
 untrained, tokenizer = artifact.build_mmllm(
-    llm, vision_tower, val_features.patches.shape[1], connector, trust_remote_code,
+    llm, vision_tower, val_features.patches.shape[1], connector,
     connector_options={"token_ids": vocabulary.token_ids, "top_k": top_k} if vocabulary else None)
 pad_id = pad_id_of(tokenizer)
 val_examples = stage_runs.held_out_captions(tokenizer, val_features, n_val_records, seed,

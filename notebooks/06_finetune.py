@@ -77,7 +77,6 @@ seed = 0
 threads = 2
 vision_tower = "efficientnet-lite0"
 llm = "smollm2-135m-instruct"
-trust_remote_code = False
 n_records = 288
 caption_records = 192
 epochs = 1
@@ -253,8 +252,7 @@ if token_words:
 # same images (the floor; without the shuffled-image pass, to save time).
 
 # %%
-base_model, _, _ = artifact.load_mmllm(pretrain_dir, trust_remote_code=trust_remote_code,
-                                       stage="pretrain")
+base_model, _, _ = artifact.load_mmllm(pretrain_dir, stage="pretrain")
 n_base = min(n_base_eval_images, len(test.scenes))
 base_metrics, base_rows = evaluate.assess(
     base_model, tokenizer, test.scenes[:n_base], test.patches[:n_base], test.references[:n_base],

@@ -36,12 +36,12 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def prepare(vision_tower: str, llm: str, *, trust_remote_code: bool = False,
+def prepare(vision_tower: str, llm: str, *,
             base_dir: Path = paths.BASE_MODELS) -> dict:
     """Prepare both base models under `base_dir/<name>/`; return their manifests."""
     return {
         "vision": prepare_vision_tower(vision_tower, Path(base_dir) / vision_tower),
-        "llm": llm_lib.prepare_llm(llm, Path(base_dir) / llm, trust_remote_code=trust_remote_code),
+        "llm": llm_lib.prepare_llm(llm, Path(base_dir) / llm),
     }
 
 

@@ -39,7 +39,6 @@ class BaseParams(Section):
     threads: int = Field(2, ge=1)  # torch intra-op threads
     vision_tower: str  # a name from tinyemo.models.registry.VISION_TOWERS
     llm: str  # a name from tinyemo.models.registry.LLMS
-    trust_remote_code: bool = False  # OpenELM needs it; never on unless set here
 
     @field_validator("vision_tower")
     @classmethod

@@ -31,8 +31,6 @@ def add_parser(commands) -> None:
                         "max_new_tokens of params.yaml, the cap the finetune stage evaluated with)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON list for machines instead of streaming text")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow LLMs that ship modelling code (OpenELM)")
     parser.set_defaults(handler=run)
 
 
@@ -72,7 +70,7 @@ def run(args) -> int:
     max_new_tokens = args.max_new_tokens or default_max_new_tokens()
     images = [read_image(path) for path in args.images]
     check_model_files(args.model)
-    explainer = Explainer(args.model, args.projector, args.trust_remote_code)
+    explainer = Explainer(args.model, args.projector)
     pooled, patches = explainer.encode(images)
     verdicts = explainer.classify([str(p) for p in args.images], pooled, args.top_k)
     if args.json:

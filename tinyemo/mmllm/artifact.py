@@ -31,12 +31,12 @@ class MissingModelError(FileNotFoundError, TinyEmoError):
 
 
 def build_mmllm(llm: str, vision_tower: str, n_patches: int, connector: str = "mlp2x_gelu",
-                trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS,
+                base_dir: Path = paths.BASE_MODELS,
                 connector_options: dict | None = None):
     """(TinyLlava with a fresh connector, tokenizer) on the base LLM `llm`."""
     from tinyemo.models.llm import load_llm
 
-    model, tokenizer = load_llm(llm, trust_remote_code=trust_remote_code, base_dir=base_dir)
+    model, tokenizer = load_llm(llm, base_dir=base_dir)
     patch_dim = registry.vision_tower_spec(vision_tower).patch_dim
     return TinyLlava(model, patch_dim, n_patches, connector, connector_options), tokenizer
 
@@ -80,13 +80,13 @@ def read_config(folder: Path, stage: str = "finetune") -> dict:
     return json.loads((folder / CONFIG_FILE).read_text())
 
 
-def load_mmllm(folder: Path, *, trust_remote_code: bool = False, merge: bool = True,
+def load_mmllm(folder: Path, *, merge: bool = True,
                base_dir: Path = paths.BASE_MODELS, stage: str = "finetune"):
     """(model in eval mode, tokenizer, config) of a saved MM-LLM; LoRA merged by default."""
     config = read_config(folder, stage)
     model, tokenizer = build_mmllm(config["llm"], config["vision_tower"],
                                    config.get("n_patches", config["n_image_tokens"]),
-                                   config["connector"], trust_remote_code, base_dir,
+                                   config["connector"], base_dir,
                                    config.get("connector_options"))
     if config.get("lora"):
         lora = config["lora"]

@@ -34,7 +34,7 @@ class Verdict:
 class Explainer:
     def __init__(self, model_dir: Path = artifact.MODEL_DIR / "finetune",
                  projector_dir: Path = paths.MODELS / "projector" / "emoscenes",
-                 trust_remote_code: bool = False, base_dir: Path = paths.BASE_MODELS):
+                 base_dir: Path = paths.BASE_MODELS):
         from tinyemo.models.vision import load_vision_tower
         from tinyemo.projector.artifact import load_projector
 
@@ -45,7 +45,7 @@ class Explainer:
             raise IncompatibleModelsError(f"the projector in {projector_dir} reads {tower} features but the "
                              f"MM-LLM in {model_dir} reads {config['vision_tower']}; use a matching pair")
         self.model, self.tokenizer, self.config = artifact.load_mmllm(
-            model_dir, trust_remote_code=trust_remote_code, base_dir=base_dir)
+            model_dir, base_dir=base_dir)
         self.tower = load_vision_tower(config["vision_tower"], base_dir)
         self.decoding = infer.Decoding.saved(config)
 

@@ -44,8 +44,7 @@ def launch_command(stage: str, params, out_dir: Path, pretrain_dir: Path | None 
 
 
 def launched_run(stage: str, params, out_dir: Path, pretrain_dir: Path | None = None,
-                 max_steps: int | None = None, params_file: Path = config.PARAMS_FILE,
-                 trust_remote_code: bool = False):
+                 max_steps: int | None = None, params_file: Path = config.PARAMS_FILE):
     """Train `stage` under `accelerate launch` and return its `Run` (the trained
     model read back from `out_dir`, trainable as it trained)."""
     out_dir = Path(out_dir)
@@ -58,8 +57,7 @@ def launched_run(stage: str, params, out_dir: Path, pretrain_dir: Path | None = 
         raise RuntimeError(f"`{' '.join(command)}` failed with exit status {done.returncode}")
     summary = json.loads(result_file.read_text())
     result_file.unlink()
-    model, tokenizer, saved = artifact.load_mmllm(out_dir, trust_remote_code=trust_remote_code,
-                                                  merge=False, stage=stage)
+    model, tokenizer, saved = artifact.load_mmllm(out_dir, merge=False, stage=stage)
     artifact.set_trainable(model, saved["trained"])
     counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
     return Run(model, tokenizer, TrainingRun(**summary["result"]), summary["n_records"],

@@ -158,7 +158,7 @@ def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
         return None
     from tinyemo.models.llm import load_embedding_table
 
-    tokenizer, _ = load_embedding_table(base.llm, trust_remote_code=base.trust_remote_code)
+    tokenizer, _ = load_embedding_table(base.llm)
     captions = [r["conversations"][1]["value"] for r in caption_records("train")]
     return grounding.caption_vocabulary(captions, tokenizer)
 
@@ -166,15 +166,14 @@ def connector_vocabulary(base, params) -> grounding.Vocabulary | None:
 def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, accelerator=None,
                  every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
-        return launched_run("pretrain", params, out_dir, max_steps=max_steps,
-                                   trust_remote_code=base.trust_remote_code)
+        return launched_run("pretrain", params, out_dir, max_steps=max_steps)
     features = training_features("pretrain", params)
     vocabulary = connector_vocabulary(base, params)
     options = {"token_ids": vocabulary.token_ids, "top_k": params.top_k} if vocabulary else None
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
         base.llm, base.vision_tower, features.patches.shape[1], params.connector,
-        base.trust_remote_code, connector_options=options)
+        connector_options=options)
     table = model.llm.get_input_embeddings().weight
     word_fit = None
     if vocabulary:
@@ -202,11 +201,10 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
 def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int | None = None,
                  accelerator=None, every: int = 0, probe=None) -> Run:
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
-        return launched_run("finetune", params, out_dir, pretrain_dir, max_steps,
-                                   trust_remote_code=base.trust_remote_code)
+        return launched_run("finetune", params, out_dir, pretrain_dir, max_steps)
     features = training_features("finetune", params)
     model, tokenizer, saved = artifact.load_mmllm(
-        pretrain_dir, trust_remote_code=base.trust_remote_code, merge=False, stage="pretrain")
+        pretrain_dir, merge=False, stage="pretrain")
     lora = None
     torch.manual_seed(base.seed)  # the LoRA adapters' initial weights
     if params.trainable == "lora":

@@ -146,7 +146,6 @@ def write_dataset(records: list[SceneRecord], teacher: RuleTeacher, *, seed: int
 
 def synthesize(*, n_train: int, n_val: int, n_test: int, image_size: int, label_noise: float,
                planted_biases: list, teacher: str | RuleTeacher = "rule", seed: int = 0,
-               trust_remote_code: bool = False,
                root: Path = paths.EMOSCENES) -> tuple[list[SceneRecord], GenerationReport]:
     """The whole stage: build the records, write images, conversations and the card."""
     from tinyemo.scenes.card import dataset_card
@@ -154,7 +153,7 @@ def synthesize(*, n_train: int, n_val: int, n_test: int, image_size: int, label_
 
     biases = bias_mod.check_biases(planted_biases)
     if isinstance(teacher, str):
-        teacher = make_teacher(teacher, seed, trust_remote_code=trust_remote_code)
+        teacher = make_teacher(teacher, seed)
     records = build_records({"train": n_train, "val": n_val, "test": n_test}, seed=seed,
                             label_noise=label_noise, planted_biases=biases)
     card = dataset_card(records, biases, label_noise, seed, image_size)

@@ -80,14 +80,14 @@ class LLMTeacher(RuleTeacher):
         return self._generate_or(prompt, rng, lambda r: super(LLMTeacher, self).reasoning(scene, label, r))
 
 
-def make_teacher(name: str, seed: int = 0, *, trust_remote_code: bool = False) -> RuleTeacher:
+def make_teacher(name: str, seed: int = 0) -> RuleTeacher:
     """`rule` -> RuleTeacher; a registry LLM name -> LLMTeacher with that model (tinyemo.models.llm)."""
     if name == "rule":
         return RuleTeacher(seed)
     from tinyemo.models import llm, registry
 
     registry.llm_spec(name)
-    model, tokenizer = llm.load_llm(name, trust_remote_code=trust_remote_code)
+    model, tokenizer = llm.load_llm(name)
     if torch.cuda.is_available():
         model = model.to("cuda", dtype=torch.float16)
     return LLMTeacher(model, tokenizer, seed=seed, name=name)
