@@ -61,8 +61,12 @@
 # - Patch tokens come from the `features` stage's cache (the vision tower is frozen, so
 #   re-encoding images every step would only cost time). The default EfficientNet-Lite0
 #   gives a 7x7 grid of 320-d patches.
-# - Prompts use the LLM's **own chat template**; the loss covers the **answer tokens only**
-#   (and the end-of-turn marker, so the model learns to stop).
+# - Prompts are rendered by a **conversation template** (`conversation`, see
+#   `tinyemo/mmllm/conversations.py`): the default profile's SmolLM2 uses its **own chat
+#   template**; the paper profile uses TinyLLaVA's recipe, its `plain` template in this stage
+#   (`<image>` + caption) and its USER/ASSISTANT template with its system sentence in the next,
+#   with a BOS token where the LLM's tokenizer adds one. The loss covers the **answer tokens
+#   only** (and the end-of-turn marker, so the model learns to stop).
 # - The LM head runs only on the answer positions: most of a sequence is image and prompt
 #   tokens, and SmolLM2's vocabulary has 49k entries.
 # - Checkpoints every `checkpoint_every` steps (weights of the connector, optimizer,
@@ -83,6 +87,7 @@ lr = 1.0e-3
 warmup_ratio = 0.1
 max_length = 256
 checkpoint_every = 25
+conversation = "auto"
 system_prompt = ""
 connector = "word_grounded"
 match_word_norm = False
@@ -134,7 +139,8 @@ vocabulary = stage_runs.connector_vocabulary(base, params)
 torch.manual_seed(seed)
 untrained, tokenizer = artifact.build_mmllm(
     llm, vision_tower, val_features.patches.shape[1], connector,
-    connector_options={"token_ids": vocabulary.token_ids, "top_k": top_k} if vocabulary else None)
+    connector_options={"token_ids": vocabulary.token_ids, "top_k": top_k} if vocabulary else None,
+    conversation=conversation)
 pad_id = pad_id_of(tokenizer)
 val_examples = stage_runs.held_out_captions(tokenizer, val_features, n_val_records, seed,
                                          untrained.n_image_tokens, params)

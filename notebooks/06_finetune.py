@@ -85,6 +85,7 @@ lr = 2.0e-3
 warmup_ratio = 0.03
 max_length = 320
 checkpoint_every = 25
+conversation = "auto"
 system_prompt = ""
 trainable = "lora"
 lora_r = 8

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from tinyemo import paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm.checkpoint import load_trainable
+from tinyemo.mmllm.conversations import resolve, use_conversation
 from tinyemo.mmllm.model import TinyLlava
 from tinyemo.models import registry
 
@@ -32,11 +33,13 @@ class MissingModelError(FileNotFoundError, TinyEmoError):
 
 def build_mmllm(llm: str, vision_tower: str, n_patches: int, connector: str = "mlp2x_gelu",
                 base_dir: Path = paths.BASE_MODELS,
-                connector_options: dict | None = None):
-    """(TinyLlava with a fresh connector, tokenizer) on the base LLM `llm`."""
+                connector_options: dict | None = None, conversation: str = "auto"):
+    """(TinyLlava with a fresh connector, tokenizer rendering `conversation`) on the base LLM
+    `llm`."""
     from tinyemo.models.llm import load_llm
 
     model, tokenizer = load_llm(llm, base_dir=base_dir)
+    use_conversation(tokenizer, resolve(conversation, llm))
     patch_dim = registry.vision_tower_spec(vision_tower).patch_dim
     return TinyLlava(model, patch_dim, n_patches, connector, connector_options), tokenizer
 
@@ -80,14 +83,17 @@ def read_config(folder: Path, stage: str = "finetune") -> dict:
     return json.loads((folder / CONFIG_FILE).read_text())
 
 
-def load_mmllm(folder: Path, *, merge: bool = True,
-               base_dir: Path = paths.BASE_MODELS, stage: str = "finetune"):
-    """(model in eval mode, tokenizer, config) of a saved MM-LLM; LoRA merged by default."""
+def load_mmllm(folder: Path, *, merge: bool = True, base_dir: Path = paths.BASE_MODELS,
+               stage: str = "finetune", conversation: str | None = None):
+    """(model in eval mode, tokenizer, config) of a saved MM-LLM; LoRA merged by default.
+    The tokenizer renders the conversation template the model trained with, or
+    `conversation` (e.g. the fine-tuning one for a pre-trained connector)."""
     config = read_config(folder, stage)
     model, tokenizer = build_mmllm(config["llm"], config["vision_tower"],
                                    config.get("n_patches", config["n_image_tokens"]),
                                    config["connector"], base_dir,
-                                   config.get("connector_options"))
+                                   config.get("connector_options"),
+                                   conversation or config.get("conversation", "chat"))
     if config.get("lora"):
         lora = config["lora"]
         add_lora(model, lora["r"], lora["alpha"], lora["dropout"], lora["targets"])

@@ -14,7 +14,8 @@ class TrainingParams(Section):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     max_length: int = Field(256, ge=8)  # tokens per record, image tokens included
     checkpoint_every: int = Field(25, ge=0)  # steps between resumable checkpoints (0: none)
-    system_prompt: str | None = None  # None: the chat template's own default
+    conversation: Literal["auto", "chat", "tinyllava", "plain"] = "auto"  # prompt template (auto: the LLM's)
+    system_prompt: str | None = None  # None: the conversation template's own default
 
     # Devices and scale (accelerate): global batch = micro batch x processes x accumulation
     gradient_accumulation_steps: int = Field(1, ge=1)  # micro batches per optimizer step and process
@@ -83,6 +84,14 @@ class FinetuneParams(TrainingParams):
     reference_steps: int | None = Field(None, ge=1)  # its fine-tuning steps (None: as many as the default's)
     curve_points: int = Field(0, ge=0)  # measurements along the run (0: none), on validation images
     n_curve_images: int = Field(8, ge=2)  # validation images of each measurement
+
+    @model_validator(mode="after")
+    def _conversation_has_turns(self):
+        if self.conversation == "plain":
+            raise ValueError("finetune.conversation: plain keeps only the image and the answer "
+                             "(stage 1's template); fine-tuning needs the question: use auto, "
+                             "tinyllava or chat")
+        return self
 
     def _records_conflicts(self) -> list[str]:
         return _conflicting({"caption_records": self.caption_records != 0,

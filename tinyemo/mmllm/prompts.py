@@ -1,6 +1,8 @@
-"""Chat-template prompts with an image placeholder, tokenised with answer-only labels.
+"""Conversation prompts with an image placeholder, tokenised with answer-only labels.
 
-A LLaVA record's human turn holds `<image>`; the LLM's own chat template renders the turns,
+A LLaVA record's human turn holds `<image>`; the tokenizer's chat template renders the turns
+(the conversation template `tinyemo.mmllm.conversations` put there: TinyLLaVA's, or the
+LLM's own), a beginning-of-sequence token leads where the LLM's tokenizer adds one itself,
 and the placeholder becomes `n_image_tokens` positions holding `IMAGE_TOKEN_ID`, which the
 model later fills with the connector's image tokens. Labels are `IGNORE` everywhere except
 the assistant's answers (including the template's end-of-turn marker, so the model learns
@@ -35,9 +37,24 @@ def to_messages(conversations: list[dict], system_prompt: str | None = None) -> 
     return messages
 
 
+def bos_ids(tokenizer) -> list[int]:
+    """[BOS id] where the tokenizer adds a beginning-of-sequence token by itself (Llama-2's
+    `<s>`), [] where it adds none (Phi-2, SmolLM2): what TinyLLaVA's tokenizer calls give."""
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    return [bos] if tokenizer("a")["input_ids"][:1] == [bos] else []
+
+
+def _with_bos(tokenizer, ids: list[int]) -> list[int]:
+    lead = bos_ids(tokenizer)
+    return ids if not lead or ids[:1] == lead else lead + ids
+
+
 def render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template; the MM-LLM needs a chat LLM")
+        raise ValueError("the tokenizer has no chat template; give the MM-LLM a conversation "
+                         "template (`conversation: tinyllava`) or a chat LLM")
     return tokenizer.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt
     )
@@ -74,6 +91,8 @@ def encode_conversation(
                 "answer-only labels cannot be located"
             )
         prompt_ids = tokenize_text(tokenizer, prefix[len(consumed):], n_image_tokens)
+        if not consumed:
+            prompt_ids = _with_bos(tokenizer, prompt_ids)
         answer_ids = tokenize_text(tokenizer, full[len(prefix):], n_image_tokens)
         input_ids += prompt_ids + answer_ids
         labels += [IGNORE] * len(prompt_ids) + answer_ids
@@ -92,4 +111,5 @@ def encode_prompt(tokenizer, question: str, n_image_tokens: int,
                   system_prompt: str | None = None) -> list[int]:
     """Token ids of a question, ready for the assistant to answer (generation prompt)."""
     messages = to_messages([{"from": "human", "value": question}], system_prompt)
-    return tokenize_text(tokenizer, render(tokenizer, messages, True), n_image_tokens)
+    return _with_bos(tokenizer, tokenize_text(tokenizer, render(tokenizer, messages, True),
+                                              n_image_tokens))

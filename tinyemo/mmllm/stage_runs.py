@@ -27,6 +27,7 @@ from tinyemo import config as tconfig
 from tinyemo.feature_store import load_features
 from tinyemo.mmllm import artifact, ceiling, grounding, infer
 from tinyemo.mmllm.checkpoint import checkpoint_dir
+from tinyemo.mmllm.conversations import resolve
 from tinyemo.mmllm.connector import match_embedding_norm
 from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
 from tinyemo.mmllm.processes import launched_run
@@ -173,7 +174,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
     torch.manual_seed(base.seed)  # the connector's initial weights
     model, tokenizer = artifact.build_mmllm(
         base.llm, base.vision_tower, features.patches.shape[1], params.connector,
-        connector_options=options)
+        connector_options=options, conversation=params.conversation)
     table = model.llm.get_input_embeddings().weight
     word_fit = None
     if vocabulary:
@@ -192,6 +193,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
         "llm": base.llm, "vision_tower": base.vision_tower, "connector": params.connector,
         "connector_options": options, "connector_words": vocabulary.words if vocabulary else None,
         "n_patches": model.n_patches, "n_image_tokens": model.n_image_tokens,
+        "conversation": resolve(params.conversation, base.llm),
         "system_prompt": params.system_prompt, "lora": None, "trained": "connector",
         "stage": "pretrain",
     }, accelerator)
@@ -203,8 +205,9 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     if params.num_processes > 1 and accelerator is None:  # the stage itself: launch the processes
         return launched_run("finetune", params, out_dir, pretrain_dir, max_steps)
     features = training_features("finetune", params)
+    conversation = resolve(params.conversation, base.llm)
     model, tokenizer, saved = artifact.load_mmllm(
-        pretrain_dir, merge=False, stage="pretrain")
+        pretrain_dir, merge=False, stage="pretrain", conversation=conversation)
     lora = None
     torch.manual_seed(base.seed)  # the LoRA adapters' initial weights
     if params.trainable == "lora":
@@ -216,7 +219,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
                            model.n_image_tokens, params, params.caption_records)
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
                accelerator, every, probe)
-    finish(run, out_dir, {**saved, "system_prompt": params.system_prompt, "lora": lora,
+    finish(run, out_dir, {**saved, "conversation": conversation,
+                          "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
                           "decoding": infer.Decoding.of(params).as_dict()}, accelerator)
     return run

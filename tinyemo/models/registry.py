@@ -52,6 +52,7 @@ class LLMSpec:
     gguf_file: str = ""
     revision: str | None = None  # hub commit hash the weights are pinned to (None: none known, main)
     tokenizer_revision: str | None = None  # commit hash of `tokenizer` when it is another repository
+    conversation: str = "chat"  # the MM-LLM's prompt template (tinyemo.mmllm.conversations)
 
 
 VISION_TOWERS: dict[str, VisionTowerSpec] = {
@@ -102,19 +103,20 @@ LLMS: dict[str, LLMSpec] = {
         LLMSpec(
             "openelm-270m-instruct", "hub", source="apple/OpenELM-270M-Instruct", embed_dim=1280,
             tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
-            tokenizer_revision=LLAMA2_TOKENIZER_REVISION,
+            tokenizer_revision=LLAMA2_TOKENIZER_REVISION, conversation="tinyllava",
         ),
         LLMSpec(
             "openelm-450m-instruct", "hub", source="apple/OpenELM-450M-Instruct", embed_dim=1536,
             tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
-            tokenizer_revision=LLAMA2_TOKENIZER_REVISION,
+            tokenizer_revision=LLAMA2_TOKENIZER_REVISION, conversation="tinyllava",
         ),
         LLMSpec(
             "tinyllama-1.1b-chat", "hub", source="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
             embed_dim=2048, revision="fe8a4ea1ffedaf415f4da2f062534de366a451e6",
+            conversation="tinyllava",
         ),
         LLMSpec("phi-2", "hub", source="microsoft/phi-2", embed_dim=2560,
-                revision="ef382358ec9e382308935a992d908de099b64c23"),
+                revision="ef382358ec9e382308935a992d908de099b64c23", conversation="tinyllava"),
         LLMSpec("tiny-random-llama", "tiny-random", source="config", embed_dim=64),
     )
 }
