@@ -11,7 +11,7 @@ from tests.upstream_helpers import (
 from tinyemo.emotion6 import read_feature_folder
 from tinyemo.feature_store import FeatureSet
 from tinyemo.models import registry
-from tinyemo.projector import anchors, paper_table, released, upstream
+from tinyemo.projector import anchors, paper_table, released, upstream, upstream_checkpoint
 from tinyemo.projector.paper_numbers import PUBLISHED, published_for
 from tinyemo.taxonomy import EKMAN6, PARROTT25
 
@@ -52,11 +52,11 @@ def cache_llm(cache, name, tokenizer):
 def cache_everything(cache):
     """The four released checkpoints and their LLMs' tables: {repo: (module, tokenizer, table)}."""
     cached = {}
-    for repo, llm in upstream.RELEASED.items():
+    for repo, llm in upstream_checkpoint.RELEASED.items():
         tokenizer = byte_tokenizer(adds_bos=llm != "phi-2")  # Phi-2's tokenizer adds no BOS
         table = cache_llm(cache, llm, tokenizer)
         width = registry.llm_spec(llm).embed_dim
-        module = write_checkpoint(hub_file(cache, repo, COMMIT, upstream.default_file(repo), main=True), width,
+        module = write_checkpoint(hub_file(cache, repo, COMMIT, upstream_checkpoint.default_file(repo), main=True), width,
                                   seed=width)
         cached[repo] = (module, tokenizer, table)
     return cached
@@ -77,11 +77,11 @@ def test_every_released_projector_is_scored_as_upstream_scores_it(hub_cache, tmp
     tests = columns(tmp_path)
     result = released.score_released(tests, {"emotion6": "val", "webemo": "test", "emoscenes": "test"})
     assert result["skipped"] == {} and list(result["skipped_columns"]) == ["emoscenes"]
-    assert list(result["rows"]) == list(upstream.RELEASED)
+    assert list(result["rows"]) == list(upstream_checkpoint.RELEASED)
     spelled = {"cheerfulness": "cheerfullness", "irritability": "irritabilty"}
     for repo, (module, tokenizer, table) in cached.items():
         row = result["rows"][repo]
-        model, paper = published_for(upstream.RELEASED[repo])
+        model, paper = published_for(upstream_checkpoint.RELEASED[repo])
         assert row["paper_model"] == model and row["commit"] == COMMIT
         for dataset, texts in (("emotion6", {}), ("webemo", spelled)):
             features = tests[dataset]
@@ -104,7 +104,7 @@ def test_every_released_projector_is_scored_as_upstream_scores_it(hub_cache, tmp
 def test_offline_with_nothing_cached_the_group_is_skipped_with_the_reason(hub_cache, tmp_path):
     tests = columns(tmp_path)
     result = released.score_released(tests, {name: "test" for name in tests})
-    assert result["rows"] == {} and list(result["skipped"]) == list(upstream.RELEASED)
+    assert result["rows"] == {} and list(result["skipped"]) == list(upstream_checkpoint.RELEASED)
     assert all("HF_HUB_OFFLINE" in why and "hf download" in why for why in result["skipped"].values())
     assert "- not scored: ggcristian/TinyEmo-CLIP-Phi-2: cannot fetch" in released.render_markdown(result)
     none = released.score_released({"emoscenes": tests["emoscenes"]}, {"emoscenes": "test"})
@@ -117,6 +117,6 @@ def test_the_paper_table_carries_the_released_group(hub_cache):
     metrics = paper_table.compute(params(train_datasets=["emotionroi"], eval_datasets=["emotionroi", "fi"],
                                          recipes={"paper": {"epochs": 1}}),
                                   base_llm="tiny-random-llama", source=paper_table.FeatureSource.from_sets(clustered_sets()))
-    assert set(metrics["released"]["skipped"]) == set(upstream.RELEASED)
+    assert set(metrics["released"]["skipped"]) == set(upstream_checkpoint.RELEASED)
     text = paper_table.render_markdown(metrics)
     assert text.index("## The paper's released projectors") < text.index("The paper's published numbers")

@@ -12,7 +12,7 @@ from tests.upstream_helpers import (
     upstream_predictions, write_checkpoint,
 )
 from tinyemo.cli import main
-from tinyemo.projector import upstream
+from tinyemo.projector import upstream, upstream_checkpoint
 from tinyemo.projector.paper_numbers import PUBLISHED
 from tinyemo.taxonomy import EKMAN6, MIKELS8, PARROTT25
 
@@ -29,7 +29,7 @@ def test_a_checkpoint_in_upstreams_layout_loads_and_scores_at_each_paper_width(w
     tokenizer = byte_tokenizer(adds_bos=False)
     table = embedding_folder(tmp_path / "llm", width, tokenizer)
     features, labels = feature_folder(tmp_path / "feats", n_per_class=8)
-    loaded = upstream.load_checkpoint(tmp_path / "proj.bin")
+    loaded = upstream_checkpoint.load_checkpoint(tmp_path / "proj.bin")
     assert not loaded.training and (loaded.in_dim, loaded.out_dim) == (768, width)
     for key, value in module.state_dict().items():
         assert torch.equal(loaded.state_dict()["mlp." + key.removeprefix("model.")], value), key
@@ -151,7 +151,7 @@ def test_a_released_file_is_known_by_its_name_and_compared_with_the_paper(tmp_pa
     write_checkpoint(tmp_path / "TinyEmo-CLIP-Phi-2.bin", 40)
     embedding_folder(tmp_path / "llm", 40, byte_tokenizer(adds_bos=False))
     feature_folder(tmp_path / "feats", n_per_class=4)
-    ref = upstream.CheckpointRef.parse(f"upstream:{tmp_path / 'TinyEmo-CLIP-Phi-2.bin'}")
+    ref = upstream_checkpoint.CheckpointRef.parse(f"upstream:{tmp_path / 'TinyEmo-CLIP-Phi-2.bin'}")
     assert ref.released_llm == "phi-2"
     code, out, err = run(capsys, "evaluate", "--projector", f"upstream:{ref.text}", "--llm", tmp_path / "llm",
                          "--features-dir", tmp_path / "feats", "--json")
@@ -168,7 +168,7 @@ def test_a_released_file_is_known_by_its_name_and_compared_with_the_paper(tmp_pa
 def test_hub_references_and_a_cached_revision(tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    parse = upstream.CheckpointRef.parse
+    parse = upstream_checkpoint.CheckpointRef.parse
     ref = parse("upstream:ggcristian/TinyEmo-CLIP-Phi-2")
     assert (ref.repo, ref.revision, ref.filename, ref.released_llm) == (
         "ggcristian/TinyEmo-CLIP-Phi-2", None, "TinyEmo-CLIP-Phi-2.bin", "phi-2")
@@ -178,7 +178,7 @@ def test_hub_references_and_a_cached_revision(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     write_checkpoint(hub_file(tmp_path / "hub", "org/model", commit, "weights.bin"), 16)
     path, found = ref.fetch()
-    assert found == commit and upstream.load_checkpoint(path).out_dim == 16
+    assert found == commit and upstream_checkpoint.load_checkpoint(path).out_dim == 16
 
 
 def bad_checkpoint(tmp_path, case):
@@ -257,3 +257,12 @@ def test_bad_upstream_options_are_clear_errors(argv, message, tmp_path, capsys, 
     code, out, err = run(capsys, "evaluate", *filled, "--features-dir", tmp_path / "feats")
     assert code == 2 and out == "" and "Traceback" not in err
     assert message in err
+
+
+def test_features_of_another_tower_are_refused(tmp_path, capsys):
+    write_checkpoint(tmp_path / "proj.bin", 40)
+    embedding_folder(tmp_path / "llm", 40, byte_tokenizer(adds_bos=False))
+    feature_folder(tmp_path / "feats", n_per_class=2, width=1280)
+    code, out, err = run(capsys, "evaluate", "--projector", f"upstream:{tmp_path / 'proj.bin'}", "--llm",
+                         tmp_path / "llm", "--features-dir", tmp_path / "feats")
+    assert code == 2 and out == "" and "the features have width 1280" in err and "768-d clip-vit-l-14" in err

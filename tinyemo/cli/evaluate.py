@@ -104,7 +104,8 @@ def run_upstream(args) -> dict:
     return {"projector": args.projector, "features_dir": str(args.features_dir), "dataset": dataset,
             **{key: config[key] for key in ("repo", "revision", "file", "commit", "llm", "template",
                                             "label_texts", "trained_on")},
-            "shares_images_with_training": shared, **evaluation.summary(),
+            "in_domain": dataset in upstream.PAPER_TRAIN_DATASETS, "shares_images_with_training": shared,
+            **evaluation.summary(),
             "top1_ci95": list(evaluation.top1_ci95),
             "paper": None if paper is None else {
                 "model": paper[0], "top1": paper[1], "delta": 100 * evaluation.top1 - paper[1],

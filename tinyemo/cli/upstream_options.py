@@ -1,6 +1,6 @@
 """The options `classify` and `evaluate` share for the paper's released projectors.
 
-`--projector upstream:REF` names an upstream checkpoint (tinyemo.projector.upstream): a hub
+`--projector upstream:REF` names an upstream checkpoint (tinyemo.projector.upstream_checkpoint): a hub
 repository `owner/name[@revision][/file.bin]` or a local `.bin` file. It carries no anchors,
 so three more options say how to build them: `--llm` (the LLM whose input-embedding table it
 maps into; known for the four released repositories), `--dataset` (whose labels, and upstream's
@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def is_upstream(projector: str | None) -> bool:
-    from tinyemo.projector.upstream import PREFIX
+    from tinyemo.projector.upstream_checkpoint import PREFIX
 
     return projector is not None and projector.startswith(PREFIX)
 

@@ -1,7 +1,7 @@
 """The paper's released projectors as a row group of Table VIII (stage `paper_table`).
 
 Beside the rows this pipeline retrains, the table scores the four projectors the paper released
-(`tinyemo.projector.upstream.RELEASED`) on every column whose features are CLIP ViT-L/14's,
+(`tinyemo.projector.upstream_checkpoint.RELEASED`) on every column whose features are CLIP ViT-L/14's,
 the tower they read, as upstream scored them: anchors from the LLM's input-embedding table with
 the tokens its tokenizer gives, upstream's label texts, the nearest anchor among the labels
 present. Each cell gives top-1 with n and its 95 % Wilson interval, the paper's number for the
@@ -21,9 +21,8 @@ from tinyemo.feature_store import FeatureSet
 from tinyemo.models import registry
 from tinyemo.models.embedding_table import HubUnreachableError
 from tinyemo.projector.paper_numbers import PAPER_TRAIN_DATASETS, column_title
-from tinyemo.projector.upstream import (
-    RELEASED, VISION_TOWER, evaluate_features, open_released, shares_images_with_training,
-)
+from tinyemo.projector.upstream import VISION_TOWER, evaluate_features, open_released, shares_images_with_training
+from tinyemo.projector.upstream_checkpoint import RELEASED
 from tinyemo.report import markdown_table
 
 
