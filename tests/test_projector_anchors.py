@@ -1,12 +1,16 @@
 """Anchors: BOS and mask handling, templates, synonyms (training only), sources, errors."""
+import re
+
 import pytest
 import torch
 from torch.nn import functional as F
 
+from tinyemo.models import registry
 from tinyemo.projector.anchors import (
-    KNOWN_LABELS, SYNONYMS, TEMPLATES, AnchorError, AnchorSet, build_anchor_set,
-    embedding_table_encoder, random_encoder, template_texts, text_encoder,
+    AS_TOKENIZED, KNOWN_LABELS, SYNONYMS, TEMPLATES, WITH_BOS, AnchorError, AnchorSet, anchor_tokens,
+    build_anchor_set, embedding_table_encoder, random_encoder, template_texts, text_encoder,
 )
+from tinyemo.projector.texts import check_synonyms
 from tinyemo.taxonomy import EKMAN6, MIKELS8, PARROTT25, UNBIASED6
 
 WEIGHT = torch.randn(20, 8, generator=torch.Generator().manual_seed(0))
@@ -125,3 +129,107 @@ def test_sentence_source_loads_offline_and_separates_meanings():
     encode = text_encoder("sentence")
     happiness = encode(["happiness"])[0]
     assert happiness @ anchor_set.anchors[0] > happiness @ anchor_set.anchors[2]
+
+
+# --- which tokens: upstream's (as tokenized) for the paper's LLMs, BOS included otherwise ---------
+
+
+@pytest.mark.parametrize("adds_bos", [False, True], ids=["phi-2-like", "llama-like"])
+def test_as_tokenized_anchors_have_a_bos_row_only_where_the_tokenizer_adds_one(adds_bos):
+    from tests.upstream_helpers import byte_tokenizer
+
+    tokenizer = byte_tokenizer(adds_bos)
+    weight = torch.randn(len(tokenizer), 8, generator=torch.Generator().manual_seed(0))
+    words = tokenizer("joy", add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    as_tokenized = embedding_table_encoder(tokenizer, weight, AS_TOKENIZED)(["joy"])[0]
+    with_bos = embedding_table_encoder(tokenizer, weight, WITH_BOS)(["joy"])[0]
+    expected = F.normalize(weight[([bos] if adds_bos else []) + words].mean(dim=0), dim=0)
+    torch.testing.assert_close(as_tokenized, expected)
+    torch.testing.assert_close(with_bos, F.normalize(weight[[bos] + words].mean(dim=0), dim=0))
+    assert torch.allclose(as_tokenized, with_bos) is adds_bos
+
+
+def test_upstreams_mean_over_the_padded_length_points_the_same_way():
+    """Upstream multiplies the padded rows by the mask and divides by the padded length: a
+    positive factor per text away from the masked mean, so the unit anchors are equal."""
+    from tests.upstream_helpers import byte_tokenizer, upstream_anchors
+
+    tokenizer = byte_tokenizer(adds_bos=True)
+    weight = torch.randn(len(tokenizer), 16, generator=torch.Generator().manual_seed(1))
+    texts = ["joy", "a scene evoking sadness to viewers", "awe"]
+    ours = embedding_table_encoder(tokenizer, weight, AS_TOKENIZED)(texts)
+    torch.testing.assert_close(ours, upstream_anchors(tokenizer, weight, texts), rtol=0, atol=1e-6)
+    masked = weight[tokenizer(texts[0])["input_ids"]].mean(dim=0)
+    padded_length = len(tokenizer(texts[1])["input_ids"])
+    assert not torch.allclose(masked, weight[tokenizer(texts[0])["input_ids"]].sum(dim=0) / padded_length)
+
+
+def test_the_papers_llms_take_upstreams_tokens_and_the_default_keeps_its_bos():
+    assert {name: anchor_tokens(name) for name in registry.LLMS} == {
+        "smollm2-135m-instruct": WITH_BOS, "tiny-random-llama": WITH_BOS,
+        "openelm-270m-instruct": AS_TOKENIZED, "openelm-450m-instruct": AS_TOKENIZED,
+        "tinyllama-1.1b-chat": AS_TOKENIZED, "phi-2": AS_TOKENIZED}
+    with pytest.raises(AnchorError, match="unknown anchor tokens 'no-bos'"):
+        embedding_table_encoder(FakeTokenizer(), WEIGHT, "no-bos")
+
+
+# --- synonyms never collide ----------------------------------------------------------------
+
+
+def test_no_synonym_is_a_label_of_any_taxonomy():
+    assert not {word for triple in SYNONYMS.values() for word in triple} & set(KNOWN_LABELS)
+
+
+@pytest.mark.parametrize("label, words, message", [
+    ("joy", ("happiness", "delight", "cheerfulness"),
+     "'cheerfulness', a synonym of 'joy' (emotionroi), is itself the label 'cheerfulness' of webemo"),
+    ("anger", ("rage", "fury", "annoyance"),
+     "'rage', a synonym of 'anger' (emotionroi, emoset), is itself the label 'rage' of webemo"),
+    ("surprise", ("astonishment", "shock", "terror"), "'terror' is a synonym of both 'fear' and 'surprise'"),
+])
+def test_the_synonym_check_names_the_word_and_both_labels(label, words, message):
+    from tinyemo.datasets import dataset
+
+    group = {name: dataset(name).label_names for name in ("emotionroi", "webemo", "emoset")}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_synonyms(group, {**SYNONYMS, label: words})
+
+
+def test_the_old_love_synonym_collides_in_unbiasedemo_with_webemo():
+    from tinyemo.datasets import dataset
+
+    group = {name: dataset(name).label_names for name in ("unbiasedemo", "webemo")}
+    with pytest.raises(ValueError, match="'affection', a synonym of 'love' \\(unbiasedemo\\), is itself the "
+                                         "label 'affection' of webemo"):
+        check_synonyms(group, {**SYNONYMS, "love": ("affection", "tenderness", "fondness")})
+
+
+def training_groups(profile):
+    """Every training group a profile's stages train on: paper_table's groups, each ablate
+    dataset alone, and the projector stage's datasets alone."""
+    from tinyemo import config, feature_store
+    from tinyemo.projector.params import PaperTableParams
+
+    tree = config.render_profile(profile)
+    groups = PaperTableParams(**tree["paper_table"]).groups()
+    return groups + [[name] for name in tree["ablate"]["datasets"]] + [[name] for name in feature_store.DATASETS]
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "paper"])
+def test_the_shipped_synonyms_pass_for_every_training_group_of_every_profile(profile):
+    from tinyemo.datasets import dataset
+
+    groups = training_groups(profile)
+    assert groups
+    for group in groups:
+        check_synonyms({name: dataset(name).label_names for name in group})
+
+
+def test_a_colliding_synonym_is_refused_when_the_parameters_are_validated(monkeypatch):
+    from tinyemo import config
+
+    monkeypatch.setitem(SYNONYMS, "joy", ("happiness", "delight", "cheerfulness"))
+    with pytest.raises(config.ConfigError, match="paper_table.train_datasets.*'cheerfulness', a synonym of 'joy'"):
+        config.render_profile("paper")
+    config.render_profile("default")  # Emotion6 alone has no label `cheerfulness`

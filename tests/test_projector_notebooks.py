@@ -36,6 +36,14 @@ def test_projector_stage(smoke):
     for result in emotion6["zeroshot"].values():
         assert result["chance_held_out"] == 0.5
     assert set(metrics["emoscenes"]["held_out_top1"]) == {"test", "val"}
+    # both token choices of the anchors, once on Emotion6: the smoke LLM keeps the BOS row, which
+    # every anchor shares, so its anchors sit closer together than the tokenizer's own tokens'
+    tokens = metrics["anchor_tokens"]
+    assert tokens["used"] == "with-bos" and tokens["with-bos"]["n_test"] == emotion6["n"]["test"]
+    assert tokens["with-bos"]["mean_cosine_between_labels"] > tokens["as-tokenized"]["mean_cosine_between_labels"]
+    for row in (tokens["with-bos"], tokens["as-tokenized"]):
+        low, high = row["test_top1_ci95"]
+        assert 0.3 < low <= row["paper_recipe_test_top1"] <= high
     for dataset, tower in (("emotion6", "clip-vit-l-14"), ("emoscenes", "tiny-random-cnn")):
         artifact = load_projector(root / "models" / "projector" / dataset)
         assert artifact.vision_tower == tower and artifact.config["llm"] == "tiny-random-llama"

@@ -167,13 +167,16 @@ def _sort_key(path: Path):
     return (0, int(path.stem), "") if path.stem.isdigit() else (1, 0, path.stem)
 
 
-def read_feature_folder(folder: Path, label_names: tuple[str, ...] = EKMAN6) -> FeatureSet:
-    """Read `<folder>/<emotion>/<id>.pt` into a FeatureSet (ids are `<emotion>/<id>`)."""
+def read_feature_folder(folder: Path, label_names: tuple[str, ...] = EKMAN6,
+                        folder_labels: dict[str, str] | None = None) -> FeatureSet:
+    """Read `<folder>/<emotion>/<id>.pt` into a FeatureSet (ids are `<emotion>/<id>`);
+    `folder_labels` maps folder names that are spelled otherwise to their label."""
     folder = Path(folder)
+    folder_labels = folder_labels or {}
     if not folder.is_dir():
         raise FeatureFolderError(f"{folder} is not a folder of <emotion>/<id>.pt files")
     label_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    unknown = [p.name for p in label_dirs if p.name not in label_names]
+    unknown = [p.name for p in label_dirs if folder_labels.get(p.name, p.name) not in label_names]
     if unknown:
         raise FeatureFolderError(
             f"{folder} has label folder(s) {unknown} that are not labels of this dataset; "
@@ -189,7 +192,7 @@ def read_feature_folder(folder: Path, label_names: tuple[str, ...] = EKMAN6) -> 
                     f"{vectors[0].shape[0]}; all features must come from the same encoder"
                 )
             ids.append(f"{label_dir.name}/{path.stem}")
-            labels.append(label_dir.name)
+            labels.append(folder_labels.get(label_dir.name, label_dir.name))
             vectors.append(vector)
     if not vectors:
         raise FeatureFolderError(f"{folder} holds no <emotion>/<id>.pt files")

