@@ -72,7 +72,8 @@ def per_layer(multipliers, n_layers: int) -> list[float]:
 @strict
 class OpenELMConfig(PreTrainedConfig):
     """The fields of Apple's config.json; the per-layer head counts are derived from them.
-    Defaults are those of Apple's OpenELMConfig class (no published model uses them all)."""
+    Defaults are those of Apple's OpenELMConfig class (no published model uses them all),
+    but for the shared head, which every published checkpoint has and the only one here."""
 
     model_type = "openelm"
     attribute_map = {"hidden_size": "model_dim", "num_hidden_layers": "num_transformer_layers",
@@ -91,7 +92,7 @@ class OpenELMConfig(PreTrainedConfig):
     activation_fn_name: str = "swish"
     normalization_layer_name: str = "rms_norm"
     normalize_qk_projections: bool = False  # RMSNorm on every query and key head
-    share_input_output_layers: bool = False  # the head is the input embedding table
+    share_input_output_layers: bool = True  # the head is the input embedding table
     rope_freq_constant: int = 10000  # RoPE base
     rope_max_length: int = 4096  # positions RoPE was prepared for (twice the context)
     initializer_range: float = 0.02
