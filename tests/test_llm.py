@@ -1,5 +1,6 @@
 import pytest
 import torch
+import transformers
 
 from tinyemo.models import llm, registry
 
@@ -82,13 +83,8 @@ def test_unprepared_model_says_to_run_assets(tmp_path):
         llm.load_embedding_table("smollm2-135m-instruct", base_dir=tmp_path)
 
 
-def test_remote_code_needs_explicit_permission():
-    with pytest.raises(ValueError, match="base.trust_remote_code: true"):
-        llm.load_llm("openelm-270m-instruct")
-
-
 def test_unknown_llm_lists_valid_names():
-    with pytest.raises(registry.UnknownModelError, match="valid names: .*smollm2-135m-instruct"):
+    with pytest.raises(registry.UnknownModelError, match="not a model folder.*valid names: .*smollm2-135m-instruct"):
         llm.load_llm("smollm3")
 
 
@@ -100,8 +96,6 @@ def test_prepare_tiny_records_its_config(tmp_path):
 
 
 def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
-    import transformers
-
     bare = llm.tiny_tokenizer()
     bare.chat_template, bare.pad_token = None, None
     asked = []
@@ -111,9 +105,9 @@ def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
         return bare
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", from_pretrained)
-    tokenizer = llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)
+    tokenizer = llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"))
     pinned = registry.llm_spec("openelm-270m-instruct").tokenizer_revision
-    assert pinned and asked == [("meta-llama/Llama-2-7b-hf", {"trust_remote_code": True, "revision": pinned})]
+    assert pinned and asked == [("meta-llama/Llama-2-7b-hf", {"revision": pinned})]
     assert tokenizer.pad_token == tokenizer.eos_token
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "joy"}],
@@ -122,38 +116,71 @@ def test_hub_tokenizer_without_template_or_pad_gets_both(monkeypatch):
     assert prompt == "USER: hi ASSISTANT: joy<|im_end|>"
 
 
-def test_hub_models_load_at_the_pinned_revision(monkeypatch):
-    import dataclasses
+@pytest.mark.parametrize("name", ["openelm-270m-instruct", "phi-2"])
+def test_hub_models_are_built_here_and_filled_at_the_pinned_revision(name, tmp_path, monkeypatch):
+    """By name, a hub LLM is its published configuration built by the project, with the
+    safetensors of the pinned commit loaded strictly; no modelling code is fetched."""
+    from tinyemo.models import reduced
 
-    import transformers
-
-    spec = registry.llm_spec("tinyllama-1.1b-chat")
-    pinned = dataclasses.replace(spec)
-    object.__setattr__(pinned, "revision", "0123abcd")  # a pin, with or without the field
-    revision = "0123abcd"
-    monkeypatch.setattr(registry, "llm_spec", lambda name: pinned)
+    folder = reduced.write_reduced_llm(name, tmp_path / name, layers=1)
+    one_layer = {**registry.published_llm(name), "config": reduced.reduced_config(name, 1)}
+    monkeypatch.setattr(registry, "published_llm", lambda n: one_layer)  # as written above
     asked = {}
 
-    def model_from_pretrained(name, **kwargs):
-        asked["model"] = (name, kwargs.get("revision"))
-        return torch.nn.Linear(1, 1)
+    def fetch(repo, revision):
+        asked["weights"] = (repo, revision)
+        return folder, "c" * 40
 
-    def tokenizer_from_pretrained(name, **kwargs):
-        asked["tokenizer"] = (name, kwargs.get("revision"))
-        return llm.tiny_tokenizer()
+    def tokenizer_from_pretrained(source, revision=None):
+        asked["tokenizer"] = (source, revision)
+        return reduced.reduced_tokenizer(name)
 
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", model_from_pretrained)
+    monkeypatch.setattr(llm, "fetch_checkpoint", fetch)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", tokenizer_from_pretrained)
-    llm.load_llm("tinyllama-1.1b-chat")
-    assert asked == {"model": (spec.source, revision), "tokenizer": (spec.source, revision)}
+    model, tokenizer = llm.load_llm(name)
+    spec = registry.llm_spec(name)
+    assert asked["weights"] == (spec.source, spec.revision)
+    assert asked["tokenizer"] == (spec.tokenizer or spec.source, spec.tokenizer_revision or spec.revision)
+    assert model.checkpoint_commit == "c" * 40 and not model.training
+    assert type(model).__name__ == {"openelm-270m-instruct": "OpenELMForCausalLM",
+                                    "phi-2": "PhiForCausalLM"}[name]
+    assert tokenizer.chat_template == llm.PLAIN_TEMPLATE and tokenizer.pad_token == tokenizer.eos_token
+
+
+def test_the_openelm_270m_weights_are_pinned():
+    assert registry.llm_spec("openelm-270m-instruct").revision == registry.OPENELM_270M_REVISION
+    assert len(registry.OPENELM_270M_REVISION) == 40
+
+
+def test_a_folder_loads_in_the_dtype_and_on_the_device_asked(tmp_path):
+    from tinyemo.models import reduced
+
+    folder = reduced.write_reduced_llm("tinyllama-1.1b-chat", tmp_path / "tl", layers=1)
+    model, tokenizer = llm.load_llm(folder, dtype=torch.bfloat16, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16} and not model.training
+    assert tokenizer.chat_template.startswith("{% for message in messages %}")  # TinyLlama's own
+    assert "<|assistant|>" in tokenizer.chat_template
+
+
+def test_folders_the_project_cannot_load_are_refused(tmp_path):
+    import json
+
+    with pytest.raises(llm.ModelNotPreparedError, match="no config.json"):
+        llm.load_llm_folder(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(llm.UnsupportedModelError, match="'gpt2'.*supported: openelm, llama, phi"):
+        llm.load_llm(tmp_path)
+    untied = {**registry.published_llm("openelm-270m-instruct")["config"],
+              "share_input_output_layers": False}
+    (tmp_path / "config.json").write_text(json.dumps(untied))
+    with pytest.raises(llm.UnsupportedModelError, match="(?s)config.json: .*not implemented"):
+        llm.load_llm(tmp_path)
 
 
 def test_a_gated_tokenizer_says_how_to_log_in(monkeypatch):
-    import transformers
-
     def refuse(name, **kwargs):
         raise OSError(f"You are trying to access a gated repo. {name}")
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
     with pytest.raises(llm.ModelNotPreparedError, match="huggingface-cli login"):
-        llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"), trust_remote_code=True)
+        llm._hub_tokenizer(registry.llm_spec("openelm-270m-instruct"))

@@ -117,3 +117,20 @@ def test_paper_profile_is_tinyllavas_recipe():
 def test_finetuning_refuses_the_plain_template():
     with pytest.raises(ValueError, match="plain keeps only the image"):
         config.validate_section("finetune", {"lr": 1e-3, "conversation": "plain"})
+
+
+@pytest.mark.parametrize("name, bos, eos", [
+    ("openelm-270m-instruct", "<s>", "</s>"), ("openelm-450m-instruct", "<s>", "</s>"),
+    ("tinyllama-1.1b-chat", "<s>", "</s>"), ("phi-2", None, "<|endoftext|>")])
+def test_paper_llms_tokenizers_get_tinyllavas_recipe(name, bos, eos):
+    from tinyemo.models.llm import with_chat_defaults
+    from tinyemo.models.reduced import reduced_tokenizer
+
+    tokenizer = with_chat_defaults(reduced_tokenizer(name))
+    conversations.use_conversation(tokenizer, conversations.resolve("auto", name))
+    encoded = prompts.encode_conversation(tokenizer, RECORD, n_image_tokens=4)
+    first = tokenizer.convert_ids_to_tokens(encoded.input_ids[0])
+    assert (first == bos) if bos else first != tokenizer.bos_token
+    answer = [label for label in encoded.labels if label != IGNORE]
+    assert tokenizer.convert_ids_to_tokens(answer[-1]) == eos
+    assert encoded.input_ids.count(IMAGE_TOKEN_ID) == 4

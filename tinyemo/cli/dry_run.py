@@ -1,16 +1,22 @@
-"""`tinyemo dry-run paper`: the paper profile's architectures, shrunk, through every step on CPU.
+"""`tinyemo dry-run paper`: the paper profile's models, shrunk in depth only, through every step on CPU.
 
-Offline and without downloads: the paper's vision tower (open_clip ViT-L/14) and LLMs
-(OpenELM-270M, TinyLlama-1.1B, Phi-2) are built from their configurations with random
-weights and only `--layers` transformer blocks, keeping every width, vocabulary, head count
-and the 256 image tokens. OpenELM is stood in for by a Llama whose head is its input
-embedding matrix and which exposes no output embeddings, as OpenELM's hub code does. Each
-LLM goes through pre-training (connector), fine-tuning (LoRA) and explaining (generation)
-on a few records with the paper profile's training settings: gradient accumulation 4 and
-gradient checkpointing on, mixed precision `no` (CPU). A shapes-only step with the model on
-PyTorch's `meta` device checks that every batch is moved to the model's device, and one
-pre-training runs on 2 processes under `accelerate launch`. Exit status 0 only when every
-step passes.
+Offline and without downloads. Each of the paper's LLMs (OpenELM-270M and -450M, TinyLlama-1.1B,
+Phi-2) is written as a model folder by `tinyemo.models.reduced`: its published configuration
+with `--layers` layers, seeded random weights and a tokenizer with the real vocabulary size,
+special tokens and ids; every width, vocabulary, head count and RoPE setting is the real one.
+The folder is loaded by the project's own loader (`tinyemo.models.llm.load_llm`), as a
+downloaded model would be. The vision tower is open_clip's ViT-L/14 with random weights and
+as few blocks, keeping its 256 image tokens.
+
+For each LLM the run checks the properties the MM-LLM relies on
+(`tinyemo.models.llm_checks`: causal attention, generation from input embeddings equal to
+generation from token ids, cached equal to uncached generation, left padding without effect,
+a strict save-and-load round trip), then goes through pre-training (connector), fine-tuning
+(LoRA) and explaining (generation) on a few records with the paper profile's training
+settings: gradient accumulation 4 and gradient checkpointing on, mixed precision `no` (CPU).
+A shapes-only step with the model on PyTorch's `meta` device checks that every batch is
+moved to the model's device, and one pre-training runs on 2 processes under `accelerate
+launch`. Exit status 0 only when every step passes.
 """
 from __future__ import annotations
 
@@ -19,10 +25,13 @@ import copy
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -30,16 +39,9 @@ import torch
 IMAGE_TOKENS = 256  # ViT-L/14 at 224 px: 16 x 16 patches
 PATCH_DIM = 1024
 ACCUMULATION = 4
-LLMS = {  # registry name -> (transformers class name, config of the real model)
-    "openelm-270m-instruct": ("tied", dict(vocab_size=32000, hidden_size=1280,
-                                           intermediate_size=3840, num_attention_heads=20,
-                                           num_key_value_heads=5, tie_word_embeddings=True)),
-    "tinyllama-1.1b-chat": ("llama", dict(vocab_size=32000, hidden_size=2048,
-                                          intermediate_size=5632, num_attention_heads=32,
-                                          num_key_value_heads=4)),
-    "phi-2": ("phi", dict(vocab_size=51200, hidden_size=2560, intermediate_size=10240,
-                          num_attention_heads=32, partial_rotary_factor=0.4)),
-}
+LLMS = ("openelm-270m-instruct", "openelm-450m-instruct", "tinyllama-1.1b-chat", "phi-2")
+DEFAULT_LAYERS = 2  # enough for OpenELM to keep its narrowest and its widest layer
+_SCRATCH: list[tempfile.TemporaryDirectory] = []  # `scratch_root()`, made on first use
 
 
 def peak_mb() -> float:
@@ -49,32 +51,22 @@ def peak_mb() -> float:
     return round(max(own, children) / 1024, 1)
 
 
-def build_llm(name: str, layers: int, seed: int = 0):
-    """(causal LM with random weights and `layers` blocks, byte-level tokenizer)."""
-    from transformers import LlamaConfig, LlamaForCausalLM, PhiConfig, PhiForCausalLM
+def scratch_root() -> Path:
+    """A folder of this process, removed when it exits."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="tinyemo-dry-run-"))
+    return Path(_SCRATCH[0].name)
 
-    from tinyemo.models.llm import tiny_tokenizer
 
-    class TiedHeadLlama(LlamaForCausalLM):
-        """Like OpenELM: the head is the input embedding matrix, no output embeddings."""
+def llm_folder(name: str, layers: int, root: Path | None = None) -> Path:
+    """The reduced model folder of `name` under `root` (default: `scratch_root()`), written
+    on first use."""
+    from tinyemo.models.reduced import write_reduced_llm
 
-        def get_output_embeddings(self):
-            return None
-
-    kind, settings = LLMS[name]
-    tokenizer = tiny_tokenizer()
-    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM),
-                                 "tied": (LlamaConfig, TiedHeadLlama),
-                                 "phi": (PhiConfig, PhiForCausalLM)}[kind]
-    config = config_class(num_hidden_layers=layers, max_position_embeddings=2048,
-                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                          pad_token_id=tokenizer.pad_token_id, **settings)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = model_class(config)
-    if kind == "tied":
-        model.lm_head.weight = model.model.embed_tokens.weight
-    return model.eval(), tokenizer
+    folder = Path(root or scratch_root()) / f"{name}-{layers}-layers"
+    if not folder.exists():
+        write_reduced_llm(name, folder, layers)
+    return folder
 
 
 def build_vision_tower(layers: int, seed: int = 0):
@@ -110,12 +102,25 @@ def records(n: int) -> list[dict]:
     ]} for i in range(n)]
 
 
-def mmllm(name: str, layers: int):
+def mmllm(name: str, layers: int, root: Path | None = None):
+    """(TinyLlava on the reduced `name` loaded from its folder, tokenizer)."""
     from tinyemo.mmllm.model import TinyLlava
+    from tinyemo.models.llm import load_llm
 
-    llm, tokenizer = build_llm(name, layers)
+    llm, tokenizer = load_llm(llm_folder(name, layers, root))
     torch.manual_seed(0)
     return TinyLlava(llm, PATCH_DIM, IMAGE_TOKENS), tokenizer
+
+
+def llm_properties(model, tokenizer, root: Path) -> dict:
+    """The LLM checks on the MM-LLM's LLM (its round trip through a folder then removed)."""
+    from tinyemo.models import llm_checks
+
+    folder = Path(tempfile.mkdtemp(prefix="round-trip-", dir=root))
+    try:
+        return llm_checks.run_all(model.llm, tokenizer, folder)
+    finally:
+        shutil.rmtree(folder)
 
 
 def train_config(n_records: int, max_steps: int = 1):
@@ -217,12 +222,13 @@ def patches_for(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, IMAGE_TOKENS, PATCH_DIM, generator=torch.Generator().manual_seed(seed))
 
 
-def two_processes(name: str, layers: int, n: int):
+def two_processes(name: str, layers: int, n: int, root: Path):
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
     command = [accelerate if os.path.exists(accelerate) else "accelerate", "launch",
                "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
                "no", "--dynamo_backend", "no", "-m", "tinyemo.cli.dry_run", "--worker", name,
-               "--layers", str(layers), "--records", str(n)]
+               "--layers", str(layers), "--records", str(n),
+               "--folder", str(llm_folder(name, layers, root))]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -230,20 +236,22 @@ def two_processes(name: str, layers: int, n: int):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def worker(name: str, layers: int, n: int) -> int:
-    """One of the processes of `two_processes`: the pre-training of `name`."""
+def worker(name: str, layers: int, n: int, folder: Path) -> int:
+    """One of the processes of `two_processes`: the pre-training of `name` from `folder`."""
     from tinyemo.mmllm.train import make_accelerator
 
     accelerator = make_accelerator(train_config(n))
-    model, tokenizer = mmllm(name, layers)
+    model, tokenizer = mmllm(name, layers, Path(folder).parent)
     out = pretrain(model, tokenizer, patches_for(n), n, accelerator)
     if accelerator.is_main_process:
         print(json.dumps({"processes": accelerator.num_processes, **out}))
     return 0
 
 
-def steps(layers: int, n: int, llms=tuple(LLMS), processes: bool = True):
-    """(name, thunk) of every step, in order."""
+def steps(layers: int, n: int, llms=LLMS, processes: bool = True, root: Path | None = None):
+    """(name, thunk) of every step, in order; model folders go under `root` (default: a
+    folder removed at exit)."""
+    root = Path(root or scratch_root())
     state = {}
 
     def encode():
@@ -262,20 +270,21 @@ def steps(layers: int, n: int, llms=tuple(LLMS), processes: bool = True):
     plan = [("encode", encode)]
     for name in llms:
         def fresh(name=name):
-            state[name] = mmllm(name, layers)
+            state[name] = mmllm(name, layers, root)
             return {"parameters": sum(p.numel() for p in state[name][0].parameters())}
 
         plan += [
             (f"{name}:build", fresh),
+            (f"{name}:checks", lambda name=name: llm_properties(*state[name], root)),
             (f"{name}:pretrain", lambda name=name: pretrain(*state[name], state["patches"], n)),
             (f"{name}:finetune", lambda name=name: finetune(*state[name], state["patches"], n)),
             (f"{name}:explain", lambda name=name: explain(*state.pop(name), state["patches"])),
-            (f"{name}:devices", lambda name=name: shapes_only_step(*mmllm(name, layers),
+            (f"{name}:devices", lambda name=name: shapes_only_step(*mmllm(name, layers, root),
                                                                    state["patches"], n)),
         ]
     if processes:
         plan.append((f"{llms[0]}:pretrain on 2 processes",
-                     lambda: two_processes(llms[0], layers, 2 * n)))
+                     lambda: two_processes(llms[0], layers, 2 * n, root)))
     return plan
 
 
@@ -296,15 +305,16 @@ def run_steps(plan) -> list[dict]:
 
 def add_parser(commands) -> None:
     parser = commands.add_parser(
-        "dry-run", help="run the paper profile's architectures, shrunk, through every step on CPU",
+        "dry-run", help="run the paper profile's models, shrunk in depth, through every step on CPU",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  tinyemo dry-run paper --json")
     parser.add_argument("profile", choices=("paper",), help="the profile whose models are checked")
-    parser.add_argument("--layers", type=int, default=1, help="transformer blocks per LLM (default 1)")
+    parser.add_argument("--layers", type=int, default=DEFAULT_LAYERS,
+                        help=f"transformer blocks per LLM (default {DEFAULT_LAYERS})")
     parser.add_argument("--records", type=int, default=ACCUMULATION,
                         help=f"training records, a multiple of {ACCUMULATION} (default {ACCUMULATION}; "
                         "twice as many on 2 processes)")
-    parser.add_argument("--llm", action="append", choices=tuple(LLMS),
+    parser.add_argument("--llm", action="append", choices=LLMS,
                         help="check only these LLMs (repeatable; default: all)")
     parser.add_argument("--no-processes", action="store_true",
                         help="skip the 2-process run under accelerate launch")
@@ -319,8 +329,9 @@ def handle(args) -> int:
         raise CommandError(f"--layers must be >= 1 and --records a positive multiple of "
                            f"{ACCUMULATION} (the accumulation steps)")
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-    report = run_steps(steps(args.layers, args.records, tuple(args.llm or LLMS),
-                             not args.no_processes))
+    with tempfile.TemporaryDirectory(prefix="tinyemo-dry-run-") as root:
+        report = run_steps(steps(args.layers, args.records, tuple(args.llm or LLMS),
+                                 not args.no_processes, Path(root)))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -333,8 +344,10 @@ def handle(args) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tinyemo.cli.dry_run")
-    parser.add_argument("--worker", choices=tuple(LLMS), required=True)
-    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--worker", choices=LLMS, required=True)
+    parser.add_argument("--layers", type=int, default=DEFAULT_LAYERS)
     parser.add_argument("--records", type=int, default=ACCUMULATION)
+    parser.add_argument("--folder", type=Path, required=True, help="the reduced model folder")
     worker_args = parser.parse_args()
-    raise SystemExit(worker(worker_args.worker, worker_args.layers, worker_args.records))
+    raise SystemExit(worker(worker_args.worker, worker_args.layers, worker_args.records,
+                            worker_args.folder))

@@ -2,11 +2,16 @@
 
 A spec says where a model comes from and its shapes; the loaders in `tinyemo.models.vision` and
 `tinyemo.models.llm` build it. Names are matched exactly: an unknown name is an error that lists
-the valid ones (no substring matching).
+the valid ones (no substring matching). The paper's hub LLMs also have their published
+configuration in `published/<name>.json` (the model's config.json and the facts of its
+tokenizer): `load_llm` builds the model from it, and `tinyemo.models.reduced` writes folders
+with the same numbers and fewer layers.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from tinyemo.errors import TinyEmoError
 
@@ -48,7 +53,6 @@ class LLMSpec:
     source: str  # package file, hub id, or "config"
     embed_dim: int  # width of the input-embedding table (the projector's output width)
     tokenizer: str = ""  # hub id of the tokenizer when it differs from `source`
-    needs_remote_code: bool = False
     gguf_file: str = ""
     revision: str | None = None  # hub commit hash the weights are pinned to (None: none known, main)
     tokenizer_revision: str | None = None  # commit hash of `tokenizer` when it is another repository
@@ -88,9 +92,11 @@ VISION_TOWERS: dict[str, VisionTowerSpec] = {
     )
 }
 
-# Hub revisions: commit hashes of the hub repositories. No commit of apple/OpenELM-*-Instruct
-# could be confirmed, so those two follow the hub's main branch; the embedding loader records
-# the commit it actually read (tinyemo.models.embedding_table).
+# Hub revisions: commit hashes of the hub repositories. apple/OpenELM-270M-Instruct's is the
+# commit llama.cpp's converter cites for configuration_openelm.py; no commit of
+# apple/OpenELM-450M-Instruct could be confirmed, so it follows the hub's main branch and the
+# loaders record the commit they actually read (`checkpoint_commit`, embedding_table).
+OPENELM_270M_REVISION = "eb111ff2e6724348e5b905984063d4064d4bc579"
 LLAMA2_TOKENIZER_REVISION = "01c7f73d771dfac7d292323805ebc428287df4f9"  # meta-llama/Llama-2-7b-hf
 
 LLMS: dict[str, LLMSpec] = {
@@ -102,13 +108,13 @@ LLMS: dict[str, LLMSpec] = {
         ),
         LLMSpec(
             "openelm-270m-instruct", "hub", source="apple/OpenELM-270M-Instruct", embed_dim=1280,
-            tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
+            tokenizer="meta-llama/Llama-2-7b-hf", revision=OPENELM_270M_REVISION,
             tokenizer_revision=LLAMA2_TOKENIZER_REVISION, conversation="tinyllava",
         ),
         LLMSpec(
             "openelm-450m-instruct", "hub", source="apple/OpenELM-450M-Instruct", embed_dim=1536,
-            tokenizer="meta-llama/Llama-2-7b-hf", needs_remote_code=True,
-            tokenizer_revision=LLAMA2_TOKENIZER_REVISION, conversation="tinyllava",
+            tokenizer="meta-llama/Llama-2-7b-hf", tokenizer_revision=LLAMA2_TOKENIZER_REVISION,
+            conversation="tinyllava",
         ),
         LLMSpec(
             "tinyllama-1.1b-chat", "hub", source="TinyLlama/TinyLlama-1.1B-Chat-v1.0",
@@ -137,3 +143,17 @@ def vision_tower_spec(name: str) -> VisionTowerSpec:
 
 def llm_spec(name: str) -> LLMSpec:
     return _lookup(LLMS, name, "LLM")
+
+
+PUBLISHED = Path(__file__).with_name("published")  # published/<name>.json of the hub LLMs
+
+
+def published_llm(name: str) -> dict:
+    """{"config": the model's published config.json, "tokenizer": its tokenizer's facts}."""
+    spec = llm_spec(name)
+    path = PUBLISHED / f"{spec.name}.json"
+    if not path.exists():
+        hub = sorted(n for n, s in LLMS.items() if s.family == "hub")
+        raise UnknownModelError(f"{name!r} has no published configuration; the hub LLMs have: "
+                                f"{', '.join(hub)}")
+    return json.loads(path.read_text())
