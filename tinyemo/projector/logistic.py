@@ -9,14 +9,13 @@ Both solvers minimise it with the same optimizer, scipy's L-BFGS-B with scikit-l
 tolerances, warm starts and iteration cap; they differ in where the objective and its
 gradient are computed, the only work that grows with the rows:
 
-- `sklearn` (on a CPU): scikit-learn itself, `LogisticRegressionCV` as before, with the
-  per-row loss on the process's torch thread count (`base.threads`). On a CPU it is the
+- `sklearn` (on a CPU): scikit-learn's own `LogisticRegressionCV` and `LogisticRegression`,
+  the per-row loss on the process's torch thread count (`base.threads`). On a CPU it is the
   faster of the two: torch's MKL is 2-3 times slower than OpenBLAS on these skinny products
   (rows x features times features x classes) on the default profile's AMD CPU.
 - `torch` (on a GPU): the objective in torch, float64, on the device; each L-BFGS iteration
-  moves only the parameters (features x classes numbers) between the optimizer and the GPU.
-  On WEBEmo's ~200k rows a CPU spends about a tenth of a second per evaluation and a search
-  makes thousands; a GPU a few milliseconds.
+  moves only the parameters (features x classes numbers) between the optimizer and the GPU,
+  so its cost hardly grows with the rows until the GPU is busy (WEBEmo: ~200k rows x 768).
 
 `solver=None` picks `torch` where `default_device()` is cuda, else `sklearn`.
 benchmarks/logistic_probe.py fits both on the Emotion6 features and prints C, top-1 with n
@@ -25,10 +24,11 @@ and 95 % intervals, agreement and time side by side.
 `search` picks C from a grid by stratified k-fold cross-validation on the rows given
 (accuracy summed over folds; ties go to the earlier C), each C of a fold starting from the
 solution of the C before it (`LogisticRegressionCV`'s path; the torch solver walks it the
-same way), then refits the chosen C on every row from zeros. `searched` remembers its results in memory, keyed by a
-hash of the features and labels and by the grid, folds, seed and solver: in one process, the
-projector stage's selection and its baselines, and the paper_table stage's probe of a dataset
-in every training group, share one search per feature set.
+same way), then refits the chosen C on every row from zeros. `searched` remembers its
+results in memory, keyed by a hash of the features and labels and by the grid, folds, seed
+and solver: in one process, the projector stage's selection and its baselines, and the
+paper_table stage's probe of a dataset in every training group, share one search per
+feature set.
 """
 from __future__ import annotations
 
