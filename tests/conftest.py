@@ -15,6 +15,7 @@ SHARED_SAMPLE = REPO.parent / "shared" / "data" / "tinyemo-sample"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the stage runner: idle OpenMP threads must not spin
 if "TINYEMO_DATA_DIR" not in os.environ and SHARED_SAMPLE.exists():
     os.environ["TINYEMO_DATA_DIR"] = str(SHARED_SAMPLE)
 

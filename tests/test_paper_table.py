@@ -9,7 +9,7 @@ from tinyemo import config, taxonomy
 from tinyemo.config import ConfigError
 from tinyemo.datasets import dataset
 from tinyemo.feature_store import FeatureSet
-from tinyemo.projector import paper_numbers, paper_table
+from tinyemo.projector import paper_numbers, paper_table, table_plan
 from tinyemo.projector.joint import JointTrainingError
 from tinyemo.projector.paper_table import FeatureSource
 from tinyemo.projector.params import PaperTableParams
@@ -142,6 +142,48 @@ def test_joint_and_single_dataset_groups_get_rows_of_their_own():
     assert metrics["table"][single]["emoset"]["group"] == ["emoset"]
     assert metrics["row_info"][single] == {"source": "llm", "llm": "tiny-random-llama", "recipe": "paper"}
     assert f"{paper_table.PROBE_ROW} · trained on emoset" in metrics["table"]
+
+
+def test_the_plan_and_its_estimate_are_printed_and_recorded_and_each_probe_searched_once(capsys, monkeypatch):
+    from tinyemo.projector import logistic
+
+    searched = []
+    original = logistic.search
+    monkeypatch.setattr(logistic, "search", lambda pooled, labels, **kw: searched.append(len(labels))
+                        or original(pooled, labels, **kw))
+    monkeypatch.setattr(logistic, "_SEARCHES", {})
+    p = params(train_datasets=[["emotionroi", "emoset"], ["emoset"]], eval_datasets=["emoset", "fi"],
+               recipes={"paper": FAST}, seeds=[0, 1])
+    metrics = paper_table.compute(p, base_llm="tiny-random-llama", source=FeatureSource.from_sets(clustered_sets()))
+    plan = metrics["plan"]
+    # 2 groups x 2 rows (the LLM's, the random floor) x 2 seeds; 12 training images per class
+    assert plan["trainings"] == 8 and plan["by_kind"] == {"joint": 4, "single-dataset": 4}
+    assert plan["by_source"] == {"llm (tiny-random-llama)": 4, "random": 4}
+    joint, single = plan["groups"]
+    assert joint["training_rows"] == 12 * (6 + 8) and single["training_rows"] == 12 * 8
+    assert joint["steps_per_training"] == [(168 // 32) * 10] and single["steps_per_training"] == [(96 // 32) * 10]
+    assert plan["steps"] == 2 * 2 * 50 + 2 * 2 * 30
+    assert plan["estimated_train_seconds"] > 0 and plan["measured_train_seconds"] > 0
+    assert plan["device"] in ("cpu", "cuda") and plan["threads"] >= 1
+    out = capsys.readouterr().out
+    assert out.startswith("planned trainings: 8 (joint 4, single-dataset 4)")
+    assert "estimated training time:" in out
+    assert searched == [len(LABELS["emoset"]) * 12]  # EmoSet is in both groups: one search
+
+
+def test_the_paper_profiles_table_plans_192_trainings():
+    """Table VIII as the paper profile lays it out: 4 groups x 16 rows x 3 seeds."""
+    sections = config.validate(config.render_profile("paper"))
+    section = sections["paper_table"]
+    rows = paper_table.plan_rows(section, sections["base"].llm)
+    assert len(rows) == 4 * 3 + 1 * 3 + 1  # LLMs x recipes, sentence x recipes, the random floor
+    groups = [table_plan.Group(tuple(group), 32_000 * len(group), 768) for group in section.groups()]
+    trainings = table_plan.plan(groups, rows, lambda group, row: 64, len(section.seeds))
+    summary = table_plan.estimate(trainings, {t.shape: 100.0 for t in trainings}, device="cpu")
+    assert summary["trainings"] == 192 and summary["by_kind"] == {"joint": 48, "single-dataset": 144}
+    assert summary["groups"][0]["steps_per_training"] == [96_000 // 32 * 5]  # the paper recipe: 5 epochs
+    assert summary["estimated_train_seconds"] == pytest.approx(summary["steps"] / 100.0)
+    assert "4 LLMs (" in summary["rows_per_group"] and "sentence x 3 recipes" in summary["rows_per_group"]
 
 
 def test_bad_input_gets_a_clear_error():

@@ -119,3 +119,23 @@ def test_refit_trains_on_every_training_row(world, monkeypatch):
     for pooled, labels in seen:
         assert torch.equal(pooled, development.train.pooled) and torch.equal(labels, development.train.label_ids())
     assert set(run.evaluations) == {"test"} and len(run.evaluations["test"]) == 2
+
+
+def test_the_probe_is_searched_once_for_selection_and_the_held_out_comparison(world, monkeypatch):
+    from tinyemo.projector import logistic
+
+    searched = []
+    original = logistic.search
+
+    def counting(pooled, labels, **kwargs):
+        searched.append(len(labels))
+        return original(pooled, labels, **kwargs)
+
+    monkeypatch.setattr(logistic, "search", counting)
+    monkeypatch.setattr(logistic, "_SEARCHES", {})
+    train, anchors = world
+    shipped = selection.select_and_ship({"train": train}, {"good": GOOD}, {"good": anchors}, anchors, [0],
+                                        folds=2, repeats=1, seed=0, lr_folds=2)
+    development = shipped.development
+    assert searched == [len(development.train)]  # selection's search, reused by the baselines
+    assert shipped.baselines["logistic_regression"]["C"] == shipped.selection.lr_c

@@ -23,7 +23,7 @@ from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.evaluate import top1
 from tinyemo.projector.params import AblateParams
 from tinyemo.projector.study import load_splits, mean_std
-from tinyemo.projector.train import Recipe, train_projector
+from tinyemo.projector.train import Recipe, threads_per_worker, train_projector
 
 FACTORS = ABLATION_FACTORS
 SYNONYM_P = 0.5  # the paper's "3 Syn." swap probability
@@ -78,13 +78,17 @@ def _score(task: tuple) -> tuple[float, float]:
 
 
 def _map(tasks: list[tuple], workers: int) -> list[tuple[float, float]]:
-    """Run the tasks inline, or over `workers` processes (training itself is single-threaded)."""
+    """Run the tasks inline, or over `workers` processes sharing this process's torch threads."""
     if workers <= 1 or len(tasks) <= 1:
         return [_score(task) for task in tasks]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    import torch
+
+    threads = threads_per_worker(torch.get_num_threads(), workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
         return list(pool.map(_score, tasks))
 
 

@@ -2,7 +2,9 @@
 
 - Logistic regression on L2-normalised features, its inverse regularisation C chosen by
   stratified k-fold cross-validation on the training split only (or given, to refit cheaply
-  inside an outer cross-validation).
+  inside an outer cross-validation). The solvers and the search are in
+  `tinyemo.projector.logistic` (the objective on the accelerator when there is one); a
+  search runs once per feature set in a process and is then reused.
 - Nearest class centroid: the mean of each class's L2-normalised training features,
   prediction by cosine similarity to the (normalised) centroids.
 """
@@ -15,41 +17,30 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-DEFAULT_CS = tuple(float(c) for c in np.logspace(-1, 3, 9))
+from tinyemo.projector import logistic
+
+DEFAULT_CS = logistic.DEFAULT_CS
 
 
 @dataclass
 class Baseline:
     name: str
     predict: object  # callable: pooled [N, D] tensor -> label ids (np.ndarray)
-    seconds: float  # fitting time, model selection included
+    seconds: float  # fitting time, model selection included (a reused search: its own time)
     details: dict = field(default_factory=dict)
-
-
-def _normalised(pooled: torch.Tensor) -> np.ndarray:
-    return F.normalize(pooled.float(), dim=1).numpy()
 
 
 def logistic_regression(pooled: torch.Tensor, labels: torch.Tensor, *, Cs=DEFAULT_CS,
                         folds: int = 5, seed: int = 0, C: float | None = None) -> Baseline:
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits
-
+    """The probe: C searched by `folds`-fold CV (once per feature set, see module doc), or given."""
+    if C is None:
+        found = logistic.searched(pooled, labels, Cs=Cs, folds=folds, seed=seed)
+        return Baseline("logistic_regression", found.probe.predict, found.seconds,
+                        {"C": found.C, "cv_folds": folds})
     started = time.perf_counter()
-    x, y = _normalised(pooled), labels.numpy()
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with threadpool_limits(limits=1):  # small problem: extra BLAS threads only contend
-        if C is None:
-            search = LogisticRegressionCV(Cs=list(Cs), cv=cv, max_iter=3000, scoring="accuracy")
-            search.fit(x, y)
-            best_c = float(np.atleast_1d(search.C_)[0])
-        else:
-            best_c, folds = float(C), 0
-        model = LogisticRegression(C=best_c, max_iter=3000).fit(x, y)
-    seconds = time.perf_counter() - started
-    return Baseline("logistic_regression", lambda p: model.predict(_normalised(p)), seconds,
-                    {"C": best_c, "cv_folds": folds})
+    probe = logistic.fit(pooled, labels, C)
+    return Baseline("logistic_regression", probe.predict, time.perf_counter() - started,
+                    {"C": float(C), "cv_folds": 0})
 
 
 def nearest_centroid(pooled: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> Baseline:

@@ -12,13 +12,22 @@ import numpy as np
 import torch
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's weights live (the CPU for a model without any)."""
+    weights = next(iter(model.parameters()), None)
+    return weights.device if weights is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def project(model: torch.nn.Module, pooled: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Projected unit vectors `[N, d]` (eval mode: no dropout, running BatchNorm statistics)."""
+    """Projected unit vectors `[N, d]` on the CPU (eval mode: no dropout, running BatchNorm
+    statistics); each batch is sent to the model's device and its projections brought back."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     try:
-        return torch.cat([model(pooled[i:i + batch_size]) for i in range(0, len(pooled), batch_size)])
+        return torch.cat([model(pooled[i:i + batch_size].to(device, non_blocking=True)).cpu()
+                          for i in range(0, len(pooled), batch_size)])
     finally:
         model.train(was_training)
 

@@ -10,17 +10,24 @@ labels. A column is in-domain when its dataset is in the training group.
 
 In the same run, a ceiling and a floor:
 - ceiling: a logistic probe fitted on each in-domain dataset's training features (C chosen by
-  cross-validation on them), scored on its test split: what a linear read-out of the same
-  features achieves with labels;
+  cross-validation on them, on the accelerator when there is one), scored on its test split:
+  what a linear read-out of the same features achieves with labels;
 - floor: random anchors (a fixed random unit vector per label text) with the first recipe.
   In-domain, random anchors still learn (any distinct targets can be fitted): the floor says
   what the anchors' *meaning* adds. Zero-shot, they sit at chance.
 
 Where a dataset has no `test` split, it is scored on `val` and the column says so.
+
+Before training, the stage prints its plan: how many trainings of each kind (joint,
+single-dataset; rows x seeds), how many steps, and the time they should take from a short
+warm-up (`tinyemo.projector.table_plan`); the metrics record it beside the measured time.
+Every (dataset, split) is loaded once and shared by the groups that use it; the probe's C is
+searched once per dataset (`tinyemo.projector.logistic.searched`), however many groups train on it.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -34,8 +41,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyemo.feature_store import FeatureError, FeatureSet, available_splits, load_features
-from tinyemo.projector import baselines, released
-from tinyemo.projector.anchors import build_anchor_set
+from tinyemo.projector import baselines, released, table_plan
+from tinyemo.projector.anchors import AnchorSet, build_anchor_set
 from tinyemo.projector.evaluate import score
 from tinyemo.projector.joint import (
     check_widths, leaked_columns, train_joint, union_labels, validation_scores, zero_shot,
@@ -122,6 +129,10 @@ class FeatureSource:
 
         return cls(load, lambda dataset: [split for (name, split) in sets if name == dataset])
 
+    def remembered(self) -> "FeatureSource":
+        """The same source, each (dataset, split) loaded once: groups share their datasets' features."""
+        return FeatureSource(functools.cache(self.load), self.splits)
+
 
 def load_evaluation(eval_datasets: Sequence[str], source: FeatureSource) -> tuple[dict, dict]:
     """Every column's features (test split, else val) and which split each one is."""
@@ -143,11 +154,15 @@ def group_inputs(group: Sequence[str], tests: dict, splits: dict, source: Featur
     return Inputs(train, val, scored, {name: splits[name] for name in scored}, skipped)
 
 
-def run_row(row: RowSpec, inputs: Inputs, seeds: Sequence[int], anchor_seed: int) -> dict:
-    """One row on one training group: per column top-1 mean ± std over seeds, val top-1."""
+def row_anchors(row: RowSpec, inputs: Inputs, anchor_seed: int) -> AnchorSet:
+    """The row's anchors over every label the group trains on or scores."""
     labels = union_labels([f.label_names for f in (*inputs.train.values(), *inputs.tests.values())])
-    anchors = build_anchor_set(labels, row.source, list(row.template) if isinstance(row.template, tuple)
-                               else row.template, synonyms=row.synonyms, llm=row.llm, seed=anchor_seed)
+    return build_anchor_set(labels, row.source, list(row.template) if isinstance(row.template, tuple)
+                            else row.template, synonyms=row.synonyms, llm=row.llm, seed=anchor_seed)
+
+
+def run_row(row: RowSpec, inputs: Inputs, seeds: Sequence[int], anchors: AnchorSet) -> dict:
+    """One row on one training group: per column top-1 mean ± std over seeds, val top-1."""
     per_seed, val_scores, seconds = [], [], []
     for seed in seeds:
         result = train_joint(inputs.train, anchors, row.recipe.but(seed=seed), val=inputs.val or None)
@@ -189,34 +204,59 @@ def run_probe(inputs: Inputs, folds: int, seed: int) -> dict:
     return {"cells": cells}
 
 
+def plan_trainings(params: PaperTableParams, rows: Sequence[RowSpec], per_group: Sequence[Inputs],
+                   anchors: Sequence[dict[str, AnchorSet]]) -> dict:
+    """The planned trainings and their estimated time (a warm-up per shape), printed and returned."""
+    groups = [table_plan.Group(tuple(group), sum(len(f) for f in inputs.train.values()),
+                               next(iter(inputs.train.values())).dim)
+              for group, inputs in zip(params.groups(), per_group)]
+    anchors_of = dict(zip(groups, anchors))
+    trainings = table_plan.plan(groups, rows, lambda group, row: anchors_of[group][row.name].dim, len(params.seeds))
+    speeds = table_plan.warm_up(trainings, lambda training: anchors_of[training.group][training.row])
+    summary = table_plan.estimate(trainings, speeds)
+    print(table_plan.describe(summary), flush=True)
+    return summary
+
+
+def run_group(group: Sequence[str], inputs: Inputs, rows: Sequence[RowSpec], anchors: dict[str, AnchorSet],
+              params: PaperTableParams, seed: int) -> dict:
+    """Every row trained on one group (anchors by row name), and the group's probe."""
+    results = {}
+    for row in tqdm(rows, desc=f"rows, trained on {'+'.join(group)}", mininterval=10):
+        results[row.name] = {"source": row.source, "llm": row.llm, "recipe": row.recipe_name,
+                             "template": row.template if isinstance(row.template, str) else list(row.template),
+                             **run_row(row, inputs, params.seeds, anchors[row.name])}
+    return {
+        "train_datasets": list(group), "val_datasets": list(inputs.val),
+        "width": next(iter(inputs.train.values())).dim,
+        "columns": list(inputs.tests), "skipped_columns": inputs.skipped,
+        "leaked_columns": leaked_columns(group, list(inputs.tests)),
+        "rows": results, "probe": run_probe(inputs, params.lr_cv_folds, seed),
+    }
+
+
 def compute(params: PaperTableParams, *, base_llm: str, seed: int = 0,
             source: FeatureSource = FeatureSource()) -> dict:
-    """Every cell of the table (the stage's metrics): groups x rows x columns, probe, notes."""
+    """Every cell of the table (the stage's metrics): groups x rows x columns, probe, notes;
+    and the plan, with its estimated and measured training time."""
     started = time.perf_counter()
     rows = plan_rows(params, base_llm)
+    source = source.remembered()
     tests, splits = load_evaluation(params.eval_datasets, source)
-    groups = []
-    for group in params.groups():
-        inputs = group_inputs(group, tests, splits, source)
-        results = {}
-        for row in tqdm(rows, desc=f"rows, trained on {'+'.join(group)}", mininterval=10):
-            results[row.name] = {"source": row.source, "llm": row.llm, "recipe": row.recipe_name,
-                                 "template": row.template if isinstance(row.template, str) else list(row.template),
-                                 **run_row(row, inputs, params.seeds, seed)}
-        groups.append({
-            "train_datasets": list(group), "val_datasets": list(inputs.val),
-            "width": next(iter(inputs.train.values())).dim,
-            "columns": list(inputs.tests), "skipped_columns": inputs.skipped,
-            "leaked_columns": leaked_columns(group, list(inputs.tests)),
-            "rows": results, "probe": run_probe(inputs, params.lr_cv_folds, seed),
-        })
+    per_group = [group_inputs(group, tests, splits, source) for group in params.groups()]
+    anchors = [{row.name: row_anchors(row, inputs, seed) for row in rows} for inputs in per_group]
+    plan = plan_trainings(params, rows, per_group, anchors)
+    groups = [run_group(group, inputs, rows, group_anchors, params, seed)
+              for group, inputs, group_anchors in zip(params.groups(), per_group, anchors)]
+    plan["measured_train_seconds"] = sum(sum(row["train_seconds"]["runs"])
+                                         for group in groups for row in group["rows"].values())
     table, row_info = merge_groups(groups, params.eval_datasets)
     return {
         "selected_on_val": {"+".join(g["train_datasets"]): select_on_validation(g) for g in groups},
         "eval_datasets": list(params.eval_datasets),
         "n_classes": {name: len(f.label_names) for name, f in tests.items()},
         "eval_split": splits, "seeds": list(params.seeds), "rows": [row.name for row in rows],
-        "groups": groups, "table": table, "row_info": row_info,
+        "groups": groups, "table": table, "row_info": row_info, "plan": plan,
         "released": released.score_released(tests, splits),
         "wall_seconds": time.perf_counter() - started,
     }

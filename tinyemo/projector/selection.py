@@ -9,7 +9,8 @@ The protocol of the projector stage, for every dataset:
 2. `select` trains every candidate of the grid (its first seed) on k-1 folds of the
    remaining training rows and scores it on the k-th, for `repeats` reshuffles of the folds
    (scikit-learn's `RepeatedStratifiedKFold`); the logistic probe and the nearest centroid
-   are fitted and scored on the same folds (the probe's C searched once on all of train).
+   are fitted and scored on the same folds (the probe's C searched once on all of train,
+   a search the held-out comparison reuses: `tinyemo.projector.logistic.searched`).
    The candidate with the highest mean top-1 wins
    (ties: grid order). Its seed ensemble is then scored on the same folds, and the shipped
    projector is the ensemble only if that mean is higher than the single seeds' mean.
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from tinyemo.feature_store import FeatureSet
 from tinyemo.projector import baselines, study
@@ -35,6 +37,7 @@ from tinyemo.projector.anchors import AnchorSet
 from tinyemo.projector.ensemble import ensemble_projection
 from tinyemo.projector.evaluate import nearest_anchor, project
 from tinyemo.projector.hyperparameters import Candidate
+from tinyemo.projector.train import threads_per_worker, torch_threads
 
 FOLD = "fold"  # the split name of a fold's scoring rows inside `study.run_recipe`
 
@@ -109,13 +112,21 @@ def _score_fold(train: FeatureSet, rows, candidates: Mapping[str, Candidate],
     return out
 
 
+def _score_fold_on(threads: int, *args) -> dict:
+    """`_score_fold` on `threads` torch threads (a worker's share of the stage's)."""
+    with torch_threads(threads):
+        return _score_fold(*args)
+
+
 def _over_folds(train, folds, candidates, anchor_sets, seeds, lr_c, n_jobs) -> list[dict]:
-    """`_score_fold` on every fold, in `n_jobs` processes, results in fold order."""
+    """`_score_fold` on every fold, in `n_jobs` processes sharing this process's threads,
+    results in fold order."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
+    threads = threads_per_worker(torch.get_num_threads(), n_jobs)
     jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_score_fold)(train, rows, candidates, anchor_sets, seeds, lr_c) for rows in folds)
+        delayed(_score_fold_on)(threads, train, rows, candidates, anchor_sets, seeds, lr_c) for rows in folds)
     return list(tqdm(jobs, total=len(folds), desc=f"CV folds ({', '.join(candidates)})", mininterval=10))
 
 
