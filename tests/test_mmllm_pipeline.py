@@ -22,7 +22,7 @@ def test_pretrain_stage_trains_the_connector(smoke):
     assert metrics["trainable_parameters"] < metrics["total_parameters"] / 5
     assert (root / "results/pretrain/loss.csv").read_text().count("\n") == 1 + metrics["steps"]
     model = root / "models/mmllm/pretrain"
-    assert {p.name for p in model.iterdir()} == {"mmllm.json", "weights.safetensors"}
+    assert {p.name for p in model.iterdir()} == {"mmllm.json", "weights.safetensors", "training.json"}
 
 
 def test_finetune_stage_writes_the_evaluation(smoke):

@@ -23,7 +23,8 @@ BASE = {"profile": "default", "llm": "tiny-random-llama", "vision_tower": "tiny-
 def settings_of(kind, file, folder, **more):
     """Params of `kind` on the records file, long enough for every answer (the byte-level
     tiny tokenizer spells a prompt in hundreds of tokens)."""
-    return params(kind, file, folder, **more).model_copy(update={"max_length": 384})
+    update = {"max_length": 384, **({"lr": more.pop("lr")} if "lr" in more else {})}
+    return params(kind, file, folder, **more).model_copy(update=update)
 
 
 @pytest.fixture
@@ -144,3 +145,21 @@ def test_cached_examples_train_like_tokenised_ones_with_workers(records_file, tm
               TrainConfig(batch_size=4, lr=1e-2, checkpoint_every=0, num_workers=workers))
         weights.append({n: p.detach().clone() for n, p in model.connector.named_parameters()})
     assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+
+
+def test_a_finished_model_that_started_from_other_weights_is_not_taken(records_file, tmp_path, capsys):
+    """The training's name covers what it starts from: fine-tuning another pre-trained
+    connector, with the same settings and data, trains again."""
+    file, folder = records_file
+    base = config.validate_section("base", BASE)
+    for name, lr in (("a", 1e-3), ("b", 5e-3)):
+        stage_runs.pretrain_run(base, settings_of("pretrain", file, folder, batch_size=4, lr=lr,
+                                                  checkpoint_every=0, n_records=8), tmp_path / name)
+    settings = settings_of("finetune", file, folder, batch_size=4, checkpoint_every=0, n_records=4)
+    first = stage_runs.finetune_run(base, settings, tmp_path / "a", tmp_path / "finetune")
+    capsys.readouterr()
+    other = stage_runs.finetune_run(base, settings, tmp_path / "b", tmp_path / "finetune")
+    assert "training skipped" not in capsys.readouterr().out
+    assert other.fingerprint != first.fingerprint
+    again = stage_runs.finetune_run(base, settings, tmp_path / "b", tmp_path / "finetune")
+    assert "training skipped" in capsys.readouterr().out and again.result == other.result

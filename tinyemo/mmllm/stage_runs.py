@@ -44,7 +44,7 @@ from tinyemo.mmllm.data import (LazyExamples, build_examples, cached_examples, i
 from tinyemo.mmllm.processes import launched_run
 from tinyemo.mmllm.records import record_examples, records_features
 from tinyemo.mmllm.train import (Run, TrainConfig, TrainingRun, fingerprint, micro_batch_size,
-                                 schedule, train)
+                                 schedule, train, weights_digest)
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
 
@@ -176,14 +176,15 @@ def _trained(model, tokenizer, examples, features, config, out_dir, accelerator,
         config = replace(config, checkpoint_every=every)
         stops = list(range(every, total, every)) + [None]
     summary = summarise(examples, features.patches)
-    run_id = fingerprint(config, summary[1], model)
+    run_id = fingerprint(config, summary[1], model, weights_digest(model))  # one name for every stretch
     found = finished_run(model, tokenizer, out_dir, run_id)
     if found is not None:
         return found
     for stop in stops:
         started = time.process_time()
         result = train(model, examples, features.patches, pad_id_of(tokenizer), config,
-                       checkpoint_dir(out_dir), accelerator, stop_after=stop, summary=summary)
+                       checkpoint_dir(out_dir), accelerator, stop_after=stop, summary=summary,
+                       run_id=run_id)
         cpu += time.process_time() - started
         seconds, samples = seconds + result.seconds, samples + result.samples
         resumed_from = result.resumed_from if resumed_from is None else resumed_from

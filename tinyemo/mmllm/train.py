@@ -99,13 +99,26 @@ class Run:
     fingerprint: str | None = None  # the training's name (`fingerprint`); None: nothing trained
 
 
-def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module) -> str:
-    """The name of a training run: its settings, its data (`summarise`'s hash) and the
-    parameters it trains. The DataLoader's worker count does not change the run."""
+def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module,
+                start: str = "") -> str:
+    """The name of a training run: its settings, its data (`summarise`'s hash), the
+    parameters it trains and, when given, what they start from (`weights_digest`). The
+    DataLoader's worker count does not change the run."""
     settings = {k: v for k, v in asdict(config).items() if k != "num_workers"}
     trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
-    blob = json.dumps([settings, data_digest, trainable], sort_keys=True)
+    blob = json.dumps([settings, data_digest, trainable, start], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of the values of the parameters that train: what a run starts from (another
+    pre-trained connector, another word-scorer fit make another run)."""
+    hasher = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            hasher.update(name.encode())
+            hasher.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return hasher.hexdigest()
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
@@ -246,12 +259,14 @@ def _scalar(value: torch.Tensor) -> float:
 
 def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: int,
           config: TrainConfig, checkpoint_dir: Path | None = None, accelerator=None,
-          stop_after: int | None = None, summary: tuple[list[int], str] | None = None) -> TrainingRun:
+          stop_after: int | None = None, summary: tuple[list[int], str] | None = None,
+          run_id: str | None = None) -> TrainingRun:
     """Train the parameters of `model` that require grad. `examples` is a list or a
     sequence read on demand (`data.TokenisedExamples`, `data.LazyExamples`); `patches[rows]`
     gives the patch grids of a batch. `summary` is `summarise(examples, patches)` when the
-    caller has it. `stop_after` ends the run after that many steps as if interrupted (for
-    resuming, and for measurements along a run)."""
+    caller has it; `run_id` names the run's checkpoints (default: `fingerprint` of the
+    settings, the data and the trainable parameters). `stop_after` ends the run after that
+    many steps as if interrupted (for resuming, and for measurements along a run)."""
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from transformers import get_cosine_schedule_with_warmup
@@ -268,7 +283,7 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     lengths, data_digest = summary or summarise(examples, patches)
-    run_id = fingerprint(config, data_digest, model)
+    run_id = run_id or fingerprint(config, data_digest, model)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(config, total), total)
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
