@@ -114,7 +114,7 @@ import pandas as pd
 import torch
 from IPython.display import Image, display
 
-from tinyemo import paths
+from tinyemo import devices, paths
 from tinyemo.feature_store import load_features
 from tinyemo.mmllm import artifact, figures, grounding, stage_runs
 from tinyemo.mmllm.data import pad_id_of
@@ -141,6 +141,7 @@ untrained, tokenizer = artifact.build_mmllm(
     llm, vision_tower, val_features.patches.shape[1], connector,
     connector_options={"token_ids": vocabulary.token_ids, "top_k": top_k} if vocabulary else None,
     conversation=conversation)
+devices.place(untrained, mixed_precision)  # measured where the trained model will be
 pad_id = pad_id_of(tokenizer)
 val_examples = stage_runs.held_out_captions(tokenizer, val_features, n_val_records, seed,
                                          untrained.n_image_tokens, params)

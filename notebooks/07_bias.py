@@ -70,6 +70,7 @@ from tinyemo import paths
 from tinyemo.bias import control as control_mod
 from tinyemo.bias.analysis import Settings, analyse, attribute_values, emoscenes_splits, score_planted
 from tinyemo.bias.concepts import concept_anchors, load_concept_bank, null_phrases
+from tinyemo.bias.encoding import stored_precision
 from tinyemo.bias.findings import write_report
 from tinyemo.bias.probe import mean_flip_rates, probe_suspects, report_flips, suspect_pairs
 from tinyemo.feature_store import load_features
@@ -134,10 +135,11 @@ display(biased.groups.head(report_rows))
 # %%
 step = time.perf_counter()
 tower = load_vision_tower(vision_tower)
+precision = stored_precision("emoscenes", "train")  # re-encode as `encode` did (GPU: autocast)
 train_ids, train_pooled, train_labels, train_records = emoscenes_splits(["train"])
 control_pooled, n_reencoded = control_mod.control_features(
     tower, [r.scene for r in train_records], train_pooled, planted_biases, train_labels,
-    image_size, seed, batch_size)
+    image_size, seed, batch_size, precision)
 control_projector = control_mod.train_like(projector, control_pooled, train_labels)
 control = analyse("control", control_projector, pooled, labels, ids, bank, anchors, settings, groups,
                   null_anchors)
@@ -160,7 +162,7 @@ test_ids, test_pooled, _, test_records = emoscenes_splits(["test"])
 suspects = suspect_pairs(planted_biases, [biased.groups, control.groups], top_k)
 flips, probes = probe_suspects(suspects, {"biased": projector, "control": control_projector}, tower,
                                [r.scene for r in test_records], image_size, batch_size,
-                               pooled=test_pooled, limit=n_counterfactual)
+                               pooled=test_pooled, limit=n_counterfactual, precision=precision)
 timings["counterfactual_seconds"] = round(time.perf_counter() - step, 1)
 {"planted": flips, "other flagged pairs": probes}
 

@@ -64,7 +64,8 @@ HAND_MADE = {"teal": (["joy", "joy", "anger", "fear"], ["fear", "joy", "fear", "
 def test_probe_scores_each_suspect_with_every_projector_and_splits_planted_from_others(monkeypatch):
     calls = []
 
-    def fake_encode_pairs(tower, scenes, attribute, value, image_size, batch_size, pooled=None, limit=None):
+    def fake_encode_pairs(tower, scenes, attribute, value, image_size, batch_size, pooled=None, limit=None,
+                          precision="fp32"):
         calls.append((attribute, value, image_size, batch_size, limit))
         original, counterfactual = HAND_MADE[value]
         return CounterfactualPairs(attribute, value, one_hot(original), one_hot(counterfactual),

@@ -30,3 +30,24 @@ def test_k_larger_than_the_label_set_offers_every_label_once():
     artifact = ProjectorArtifact(model, anchors.anchors, anchors.label_names, {})
     (_, _, offered), = infer.projector_options(artifact, features[:1], k=50)
     assert sorted(offered) == sorted(anchors.label_names)
+
+
+def test_batched_generation_answers_each_prompt_as_it_would_alone():
+    """Prompts of different lengths share a batch, padded on the left: each answer is the
+    one the prompt gets alone (greedy decoding)."""
+    from tests.mmllm_helpers import N_IMAGE_TOKENS, tiny_mmllm
+    from tinyemo.mmllm.prompts import encode_prompt
+
+    model, tokenizer = tiny_mmllm()
+    prompts = [infer.generative_prompt(["joy", "fear"]),
+               infer.detached_prompt("awe", ["awe", "fear", "anger"]),
+               infer.with_image("Describe the image.")]
+    lengths = {len(encode_prompt(tokenizer, p, N_IMAGE_TOKENS)) for p in prompts}
+    assert len(lengths) == 3  # the batch needs padding
+    patches = torch.randn(3, N_IMAGE_TOKENS, 16, generator=torch.Generator().manual_seed(4))
+    varied = infer.Decoding(no_repeat_ngram_size=1)  # the random tiny LLM would repeat a newline
+    together = infer.generate(model.eval(), tokenizer, prompts, patches, 8, batch_size=3,
+                              decoding=varied)
+    alone = [infer.generate(model, tokenizer, [p], patches[i:i + 1], 8, decoding=varied)[0]
+             for i, p in enumerate(prompts)]
+    assert together == alone and all(len(answer) >= 4 for answer in together)

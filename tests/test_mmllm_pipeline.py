@@ -22,7 +22,7 @@ def test_pretrain_stage_trains_the_connector(smoke):
     assert metrics["trainable_parameters"] < metrics["total_parameters"] / 5
     assert (root / "results/pretrain/loss.csv").read_text().count("\n") == 1 + metrics["steps"]
     model = root / "models/mmllm/pretrain"
-    assert {p.name for p in model.iterdir()} == {"mmllm.json", "weights.safetensors"}
+    assert {p.name for p in model.iterdir()} == {"mmllm.json", "weights.safetensors", "training.json"}
 
 
 def test_finetune_stage_writes_the_evaluation(smoke):
@@ -107,3 +107,36 @@ def test_finetuning_twice_gives_the_same_weights(smoke, tmp_path):
     first, second = (load_file(tmp_path / run / artifact.WEIGHTS_FILE) for run in ("a", "b"))
     assert first.keys() == second.keys() and any("lora_" in name for name in first)
     assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+def test_an_evaluation_that_fails_loses_no_training(smoke):
+    """The finetune stage through the runner, its evaluation failing after training (the
+    projector it reads is broken): the fine-tuned model is kept, and a rerun, after DVC has
+    cleared the stage's outputs, takes the finished model instead of training again."""
+    import shutil
+
+    from tinyemo import runner
+    from tinyemo.mmllm import artifact
+
+    root = smoke.run_through("finetune")
+    model = root / "models/mmllm/finetune"
+    projector = root / "models/projector/emoscenes/config.json"
+    kept_text = projector.read_text()
+    shutil.rmtree(model)  # as `dvc repro` does before running the stage
+    projector.unlink()
+    try:
+        with working_directory(root), pytest.raises(runner.StageError) as err:
+            runner.run("finetune")
+    finally:
+        projector.write_text(kept_text)
+    message = str(err.value)
+    assert "projector" in message and "models/mmllm/finetune" in message and "are kept" in message
+    record = artifact.training_record(model)
+    assert record["result"]["steps"] == 5 and not (root / "results/finetune/metrics.json").exists()
+    shutil.rmtree(model)  # `dvc repro` again: the copy in the stage's checkpoint folder remains
+    with working_directory(root):
+        runner.run("finetune")
+    metrics = smoke.metrics("finetune")
+    assert metrics["steps"] == 5 and metrics["train_seconds"] == round(record["result"]["seconds"], 1)
+    assert "training skipped" in (root / "results/finetune/notebook.ipynb").read_text()
+    assert not (root / "models/mmllm/checkpoints/finetune").exists()

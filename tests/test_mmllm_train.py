@@ -29,7 +29,7 @@ def test_pretraining_trains_the_connector_only(tmp_path):
     assert result.steps == 4 and result.samples == 16
     assert result.log[-1]["loss"] < result.log[0]["loss"]
     write_loss_log(result.log, tmp_path / "loss.csv")
-    assert (tmp_path / "loss.csv").read_text().splitlines()[0] == "step,epoch,loss,lr"
+    assert (tmp_path / "loss.csv").read_text().splitlines()[0] == "step,epoch,loss,lr,grad_norm"
 
 
 def test_lora_finetuning_changes_only_adapters_and_connector(tmp_path):
@@ -86,6 +86,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     resumed = train(model, examples, patches, tokenizer.pad_token_id, config, checkpoint_dir=tmp_path)
     assert resumed.resumed_from == 2 and resumed.steps == full.steps == 6
     assert [row["step"] for row in resumed.log] == list(range(1, 7))
+    assert resumed.log == full.log  # the same loss curve (LoRA dropout draws from the restored RNG)
     for name, value in snapshot(model).items():
         assert torch.equal(value, reference[name]), name
 
@@ -240,7 +241,7 @@ def _meta_accelerator():
     return MetaAccelerator(cpu=True)
 
 
-def test_training_and_generation_move_batches_to_the_model_device(monkeypatch):
+def test_training_generation_and_evaluation_move_batches_to_the_model_device(monkeypatch):
     """The model on PyTorch's `meta` device (shapes only): a batch left on the CPU fails at
     the first operation that mixes it with the model, as on a GPU. The LLM's decoder, whose
     attention-mask logic reads values, is replaced by a shapes-only stand-in."""
@@ -273,6 +274,15 @@ def test_training_and_generation_move_batches_to_the_model_device(monkeypatch):
         infer.generate(model, tokenizer, prompts, patches[:2], max_new_tokens=2)
     with pytest.raises(ReachedLLM):
         list(infer.stream(model, tokenizer, prompts[0], patches[0], max_new_tokens=2))
+
+    def reached(inputs_embeds, attention_mask=None, **kwargs):
+        assert inputs_embeds.is_meta and attention_mask.is_meta
+        raise ReachedLLM
+
+    model.llm.model.forward = reached  # the evaluation's losses: batches follow the model too
+    from tinyemo.mmllm.stage_runs import answer_losses
+    with pytest.raises(ReachedLLM):
+        answer_losses(model, examples[:2], patches, tokenizer.pad_token_id)
 
 
 BF16_RUN = """
@@ -331,3 +341,91 @@ def test_stages_with_several_processes_launch_accelerate(tmp_path):
     for name in ("single_gpu", "multi_gpu_ddp", "deepspeed_zero2"):
         config = yaml.safe_load((Path(__file__).parents[1] / f"configs/accelerate/{name}.yaml").read_text())
         assert config["mixed_precision"] == "bf16" and config["num_machines"] == 1
+
+
+def test_checkpoints_restore_every_random_generator(tmp_path):
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    saved = checkpoint.rng_state()
+    torch.save(saved, tmp_path / "rng.pt")
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    checkpoint.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))  # no pickles
+    again = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
+    assert expected[2] == again[2]
+
+
+class ClipRecorder:
+    """Wraps a real Accelerator and records every clip_grad_norm_ call (what it clipped to,
+    and the norm it measured)."""
+
+    def __init__(self, config):
+        from tinyemo.mmllm.train import make_accelerator
+
+        self.inner, self.calls = make_accelerator(config), []
+
+    def clip_grad_norm_(self, parameters, max_norm):
+        norm = self.inner.clip_grad_norm_(parameters, max_norm)
+        self.calls.append((max_norm, float(norm)))
+        return norm
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_gradients_are_clipped_at_every_optimizer_step():
+    _, tokenizer = tiny_mmllm()
+    examples, patches = examples_and_patches(tokenizer)
+    results = {}
+    for clip in (1.0e-3, None):
+        model, _ = tiny_mmllm()
+        artifact.set_trainable(model, "connector")
+        config = TrainConfig(epochs=2, batch_size=4, lr=1e-2, checkpoint_every=0,
+                             gradient_accumulation_steps=2, max_grad_norm=clip)
+        accelerator = ClipRecorder(config)
+        result = train(model, examples, patches, tokenizer.pad_token_id, config, accelerator=accelerator)
+        assert len(accelerator.calls) == result.steps == 4  # once per optimizer step, not per micro batch
+        assert [row["grad_norm"] for row in result.log] == [norm for _, norm in accelerator.calls]
+        results[clip] = (accelerator.calls, snapshot(model))
+    assert all(limit == 1.0e-3 and norm > 1.0e-3 for limit, norm in results[1.0e-3][0])
+    assert all(limit == float("inf") for limit, _ in results[None][0])  # measured, not clipped
+    clipped, free = results[1.0e-3][1], results[None][1]
+    assert any(not torch.equal(clipped[name], free[name]) for name in free)  # clipping changed the run
+    assert TrainConfig().max_grad_norm == 1.0
+
+
+def test_deepspeed_gets_its_batch_settings_before_prepare():
+    """accelerate fills DeepSpeed's "auto" micro batch from a prepared DataLoader, and this
+    loop prepares none: the plugin built from the project's ZeRO-2 config is completed from
+    the training settings (deepspeed itself need not be installed to check the config)."""
+    from pathlib import Path
+
+    import yaml
+    from accelerate.utils import DeepSpeedPlugin
+
+    from tinyemo.mmllm.train import configure_deepspeed
+
+    file = Path(__file__).parents[1] / "configs/accelerate/deepspeed_zero2.yaml"
+    options = yaml.safe_load(file.read_text())["deepspeed_config"]
+    plugin = DeepSpeedPlugin(**{key: value for key, value in options.items() if key != "zero3_init_flag"})
+    plugin.set_mixed_precision("bf16")
+    config = TrainConfig(batch_size=128, gradient_accumulation_steps=4, mixed_precision="bf16")
+    settings = configure_deepspeed(plugin, config, processes=8)
+
+    def autos(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from autos(value, f"{prefix}{key}.")
+            elif value == "auto":
+                yield prefix + key
+
+    assert list(autos(settings)) == []
+    assert settings["train_micro_batch_size_per_gpu"] == 4
+    assert settings["gradient_accumulation_steps"] == 4 and settings["train_batch_size"] == 128
+    assert settings["gradient_clipping"] == 1.0 and settings["zero_optimization"]["stage"] == 2
+    with pytest.raises(ValueError, match="multiple of 8 processes x 4"):
+        configure_deepspeed(plugin, TrainConfig(batch_size=100, gradient_accumulation_steps=4), 8)

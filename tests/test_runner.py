@@ -101,3 +101,60 @@ def test_keys_of_other_sections_a_stage_reads_arrive_as_parameters(probe_repo, i
     assert parameters["image_size"] == sections["synthesize"].image_size
     assert parameters["seed"] == sections["base"].seed
     assert parameters["sizes"] == [2, 3]
+
+
+SAVES_THEN_FAILS = textwrap.dedent(
+    '''
+    # %% tags=["parameters"]
+    seed = 0
+    sizes = [1]
+    options = {"a": 1}
+    fail = False
+
+    # %%
+    import pathlib
+    from tests.mmllm_helpers import tiny_mmllm
+    from tinyemo.mmllm import artifact
+    model, _ = tiny_mmllm()
+    config = {"llm": "tiny-random-llama", "vision_tower": "tiny-random-cnn",
+              "connector": "mlp2x_gelu", "n_image_tokens": 4, "lora": None}
+    artifact.save_mmllm(pathlib.Path("models/probe/trained"), model, config)  # finished
+    half = pathlib.Path("models/probe/trained/reference")  # weights without mmllm.json
+    half.mkdir()
+    (half / artifact.WEIGHTS_FILE).write_bytes(b"partial")
+    pathlib.Path("models/probe/scratch.txt").write_text("not a model")
+    pathlib.Path("models/mmllm/checkpoints/probe").mkdir(parents=True, exist_ok=True)
+    assert not fail, "evaluation failed"
+    '''
+)
+
+
+@pytest.fixture
+def saving_probe(probe_repo, in_tmp):
+    (in_tmp / "notebooks" / "probe.py").write_text(SAVES_THEN_FAILS)
+    (in_tmp / "tests").symlink_to(config.Path(__file__).parent)  # the kernel imports tests.*
+    (in_tmp / "dvc.yaml").write_text(
+        "stages:\n  probe:\n    cmd: tinyemo stage probe\n    outs:\n      - models/probe\n")
+    return probe_repo
+
+
+def test_a_failure_after_training_keeps_the_finished_model_and_says_how_to_rerun(saving_probe, in_tmp):
+    """The stage's declared output is removed except the finished MM-LLM in it (its
+    mmllm.json written last); a folder of weights without mmllm.json is no finished model."""
+    from tinyemo.mmllm import artifact
+
+    saving_probe(fail=True)
+    with pytest.raises(runner.StageError) as err:
+        runner.run("probe")
+    message = str(err.value)
+    assert "evaluation failed" in message and "models/probe/trained" in message
+    assert "tinyemo stage probe" in message and "dvc repro probe" in message
+    assert artifact.finished(in_tmp / "models/probe/trained") is not None
+    assert not (in_tmp / "models/probe/trained/reference").exists()
+    assert not (in_tmp / "models/probe/scratch.txt").exists()
+    assert (in_tmp / "models/mmllm/checkpoints/probe").is_dir()  # the resumable work stays
+    artifact.load_mmllm(in_tmp / "models/probe/trained", device="cpu")  # and it loads
+
+    saving_probe(fail=False)
+    runner.run("probe")  # a stage that succeeds drops its resumable work
+    assert not (in_tmp / "models/mmllm/checkpoints").exists()

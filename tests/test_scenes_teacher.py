@@ -160,3 +160,27 @@ def test_the_rule_teacher_reports_no_generations():
     teacher = RuleTeacher()
     assert teacher.report() == {"teacher_generations": 0, "teacher_fallbacks": 0}
     assert "no language model" in teacher.summary()
+
+
+def test_the_llm_teacher_writes_its_texts_in_batches(tiny_llm, scenes, monkeypatch):
+    """`prepare` generates every caption and reasoning in left-padded batches; the records
+    then hold the texts each prompt gets alone."""
+    from types import SimpleNamespace
+
+    model, tokenizer = tiny_llm
+    monkeypatch.setattr(model.generation_config, "no_repeat_ngram_size", 1)  # varied greedy text
+    records = [SimpleNamespace(scene=scene, label=rules.rule_label(scene)) for scene in scenes[:6]]
+    batched = LLMTeacher(model, tokenizer, max_new_tokens=10, batch_size=4)
+    sizes = []
+    original = batched.generate_batch
+    monkeypatch.setattr(batched, "generate_batch", lambda prompts: sizes.append(len(prompts)) or original(prompts))
+    batched.prepare(records)
+    assert sizes == [4, 4, 4] and len(batched.written) == 12  # 6 captions and 6 reasonings
+    alone = LLMTeacher(model, tokenizer, max_new_tokens=10)
+    for record in records:
+        options = [record.label]
+        assert batched.finetune_record(record.scene, record.label, options) == \
+            alone.finetune_record(record.scene, record.label, options)
+        assert batched.pretrain_records(record.scene) == alone.pretrain_records(record.scene)
+    assert sizes == [4, 4, 4]  # nothing generated after `prepare`
+    assert batched.report() == alone.report() == {"teacher_generations": 12, "teacher_fallbacks": 0}

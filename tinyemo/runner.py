@@ -4,8 +4,12 @@ The runner passes the stage's parameter section (the `base` keys the notebook de
 the keys of other sections the stage `reads`) as Python values, refuses parameters the notebook does not declare, executes with
 `kernel_name="python3"` from the repository root, and writes the executed notebook, an HTML
 copy and `provenance.json` into `results/<stage>/`. If the notebook fails, the stage's
-declared outputs are removed, so nothing half-written looks complete; the failed notebook is
-kept as `results/<stage>.failed.ipynb` for debugging.
+declared outputs are removed, so nothing half-written looks complete, except the finished
+models among them (an MM-LLM folder whose `mmllm.json`, written last, is there): what was
+trained is never lost to a failure after it, and the message names each kept model. A rerun
+of the stage finds a kept model of the same training and skips that training. The failed
+notebook is kept as `results/<stage>.failed.ipynb` for debugging. Once a stage has
+succeeded, its resumable work (`paths.stage_checkpoints`) is removed.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from tinyemo import config, provenance
+from tinyemo import config, paths, provenance
 from tinyemo.errors import TinyEmoError
 from tinyemo.stages import Stage, stage as get_stage
 
@@ -84,12 +88,30 @@ def declared_outputs(stage_name: str, dvc_file: Path = Path("dvc.yaml")) -> list
     return outs
 
 
-def _remove(paths_: list[Path]) -> None:
-    for path in paths_:
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+def remove_unfinished(path: Path) -> list[Path]:
+    """Remove `path` (a file or a folder), except the finished models in it; return those."""
+    from tinyemo.mmllm.artifact import finished
+
+    path = Path(path)
+    if not path.is_dir():
+        path.unlink(missing_ok=True)
+        return []
+    complete = finished(path) is not None
+    kept = [path] if complete else []
+    for child in sorted(path.iterdir()):
+        if child.is_dir() or not complete:  # a finished model's own files stay
+            kept += remove_unfinished(child)
+    if not complete and not any(path.iterdir()):
+        path.rmdir()
+    return kept
+
+
+def _drop_work(stage_name: str) -> None:
+    """Remove a succeeded stage's resumable work, and its parent folder once empty."""
+    work = paths.stage_checkpoints(stage_name)
+    shutil.rmtree(work, ignore_errors=True)
+    if work.parent.is_dir() and not any(work.parent.iterdir()):
+        work.parent.rmdir()
 
 
 def _environment(profile: str, threads: int) -> None:
@@ -138,9 +160,15 @@ def run(stage_name: str, params_file: Path = config.PARAMS_FILE) -> dict:
         except Exception as err:
             if executed.exists():
                 shutil.move(executed, failed)
-            _remove(declared_outputs(stage.name))
+            kept = [model for out in declared_outputs(stage.name) for model in remove_unfinished(out)]
             hint = f"; the executed notebook is kept at {failed}" if failed.exists() else ""
+            if kept:
+                hint += (f"; the finished model(s) {', '.join(map(str, kept))} are kept: rerun the "
+                         f"stage (`tinyemo stage {stage.name}`, or `dvc repro {stage.name}`) and it "
+                         "skips the training of any model whose training fingerprint matches, "
+                         "running only what follows it")
             raise StageError(f"stage {stage.name!r} failed: {err}{hint}") from None
+    _drop_work(stage.name)
     wall = time.perf_counter() - started
     _write_html(executed)
     record = provenance.record(stage.name, parameters, wall)

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from tinyemo.bias.encoding import encode
 from tinyemo.projector.anchors import build_anchor_set
 from tinyemo.projector.artifact import ProjectorArtifact
 from tinyemo.projector.train import Recipe, train_projector
@@ -41,10 +42,9 @@ def unbiased_scenes(scenes: Sequence[Scene], labels: Sequence[str], planted: Seq
 
 def control_features(tower, scenes: Sequence[Scene], pooled: torch.Tensor, planted: Sequence[dict],
                      labels: Sequence[str], image_size: int, seed: int,
-                     batch_size: int = 32) -> tuple[torch.Tensor, int]:
-    """Features of the unbiased copy of a split (and how many images had to be re-encoded)."""
-    from tinyemo.models.vision import encode_images
-
+                     batch_size: int = 32, precision: str = "fp32") -> tuple[torch.Tensor, int]:
+    """Features of the unbiased copy of a split (and how many images had to be re-encoded,
+    in `precision`, that of the stored `pooled`: see `encoding`)."""
     if len(scenes) != len(pooled):
         raise ValueError(f"{len(scenes)} scenes but {len(pooled)} feature rows")
     debiased = unbiased_scenes(scenes, labels, planted, seed)
@@ -52,7 +52,7 @@ def control_features(tower, scenes: Sequence[Scene], pooled: torch.Tensor, plant
     features = pooled.clone().float()
     if changed:
         images = [render_scene(debiased[i], image_size) for i in changed]
-        features[changed] = encode_images(tower, images, batch_size)[0]
+        features[changed] = encode(tower, images, batch_size, precision)[0]
     return features, len(changed)
 
 

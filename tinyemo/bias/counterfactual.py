@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from tinyemo.bias.encoding import encode
 from tinyemo.scenes.graph import Scene, with_attribute
 from tinyemo.scenes.render import render_scene
 
@@ -35,25 +36,24 @@ class CounterfactualPairs:
 
 def encode_pairs(tower, scenes: Sequence[Scene], attribute: str, value: str, image_size: int,
                  batch_size: int = 32, pooled: torch.Tensor | None = None,
-                 limit: int | None = None) -> CounterfactualPairs:
+                 limit: int | None = None, precision: str = "fp32") -> CounterfactualPairs:
     """Render and encode (original, counterfactual) for the scenes lacking `attribute=value`.
 
     `pooled` (one row per scene) are the scenes' stored features: rendering is deterministic,
-    so they are the originals' features and only the counterfactuals need encoding. `limit`
-    keeps the first that many eligible scenes.
+    so they are the originals' features and only the counterfactuals need encoding (in
+    `precision`, that of the stored features: see `encoding`). `limit` keeps the first that
+    many eligible scenes.
     """
-    from tinyemo.models.vision import encode_images
-
     kept = [i for i, scene in enumerate(scenes) if scene.attributes[attribute] != value][:limit]
     if not kept:
         raise ValueError(f"no scene without {attribute}={value} to build counterfactuals from")
     changed = [render_scene(with_attribute(scenes[i], attribute, value), image_size) for i in kept]
     if pooled is None:
         originals = [render_scene(scenes[i], image_size) for i in kept]
-        encoded, _ = encode_images(tower, originals + changed, batch_size)
+        encoded, _ = encode(tower, originals + changed, batch_size, precision)
         original, counterfactual = encoded[: len(kept)], encoded[len(kept):]
     else:
-        original, (counterfactual, _) = pooled[kept].float(), encode_images(tower, changed, batch_size)
+        original, (counterfactual, _) = pooled[kept].float(), encode(tower, changed, batch_size, precision)
     return CounterfactualPairs(attribute, value, original, counterfactual,
                               tuple(scenes[i].attributes[attribute] for i in kept))
 

@@ -46,17 +46,17 @@ def suspect_pairs(planted: Sequence[Mapping], groups: Sequence[pd.DataFrame], to
 
 
 def probe_suspects(suspects: Sequence[Suspect], projectors: Mapping[str, object], tower, scenes,
-                   image_size: int, batch_size: int, pooled=None,
-                   limit: int | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
+                   image_size: int, batch_size: int, pooled=None, limit: int | None = None,
+                   precision: str = "fp32") -> tuple[dict[str, dict], dict[str, dict]]:
     """Flip rates {suspect label: {projector name: rates}}, for planted and for other suspects.
 
     Each suspect's counterfactual pairs are rendered and encoded once (see `encode_pairs`,
-    whose `pooled` and `limit` these are) and scored by every projector.
+    whose `pooled`, `limit` and `precision` these are) and scored by every projector.
     """
     planted, others = {}, {}
     for suspect in suspects:
         pairs = encode_pairs(tower, scenes, suspect.attribute, suspect.value, image_size, batch_size,
-                             pooled=pooled, limit=limit)
+                             pooled=pooled, limit=limit, precision=precision)
         rates = {name: flip_rates(projector, pairs, suspect.emotion) for name, projector in projectors.items()}
         (planted if suspect.planted else others)[suspect.label] = rates
     return planted, others

@@ -5,25 +5,33 @@ tower; the connector and its options, for the word-grounded connector its token 
 the words they spell in `connector_words`; the patch and image-token counts; the LoRA
 settings) and `weights.safetensors`: the connector plus every LLM parameter that was trained (the LoRA adapters, or the whole
 LLM after full fine-tuning). Loading rebuilds the base LLM by name and puts these weights
-back, so a folder is small and never holds a pickle.
+back, so a folder is small and never holds a pickle. `mmllm.json` is written last (each file
+under a temporary name, then renamed), so a folder that holds it is a finished model
+(`finished`); a trained stage records its training there too (`training`: the run's
+fingerprint, loss log and measurements), which lets a rerun of the stage skip the training.
+`load_mmllm` puts the model on the GPU when there is one, to run in the precision it was
+trained in (`tinyemo.devices`).
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
-from tinyemo import paths
+from tinyemo import devices, paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm.checkpoint import load_trainable
 from tinyemo.mmllm.conversations import resolve, use_conversation
 from tinyemo.mmllm.model import TinyLlava
 from tinyemo.models import registry
 
-MODEL_DIR = paths.MODELS / "mmllm"  # models/mmllm/pretrain, models/mmllm/finetune
+MODEL_DIR = paths.MMLLM_MODELS  # models/mmllm/pretrain, models/mmllm/finetune
 CONFIG_FILE = "mmllm.json"
 WEIGHTS_FILE = "weights.safetensors"
+TRAINING_FILE = "training.json"  # how the model trained: fingerprint, loss log, measurements
 TRAINABLE = ("connector", "lora", "full")
 
 
@@ -33,16 +41,19 @@ class MissingModelError(FileNotFoundError, TinyEmoError):
 
 def build_mmllm(llm: str, vision_tower: str, n_patches: int, connector: str = "mlp2x_gelu",
                 base_dir: Path = paths.BASE_MODELS,
-                connector_options: dict | None = None, conversation: str = "auto"):
+                connector_options: dict | None = None, conversation: str = "auto", *,
+                device: torch.device | str | None = None, dtype: torch.dtype | None = None):
     """(TinyLlava with a fresh connector, tokenizer rendering `conversation`) on the base LLM
-    `llm`."""
+    `llm`, on `device` in `dtype` (None: the CPU in float32). The LLM is built where it will
+    run, so a big one never passes through CPU memory in float32."""
     from tinyemo.models.llm import load_llm
 
-    model, tokenizer = load_llm(llm, base_dir=base_dir)
+    model, tokenizer = load_llm(llm, base_dir=base_dir, device=device,
+                                dtype=dtype or torch.float32)
     use_conversation(tokenizer, resolve(conversation, llm))
     patch_dim = registry.vision_tower_spec(vision_tower).patch_dim
-    return TinyLlava(model, patch_dim, n_patches, connector, connector_options), tokenizer
-
+    mmllm = TinyLlava(model, patch_dim, n_patches, connector, connector_options)
+    return mmllm.to(device=device, dtype=dtype), tokenizer
 
 
 def add_lora(model: TinyLlava, r: int, alpha: int, dropout: float, targets) -> None:
@@ -65,13 +76,49 @@ def set_trainable(model: TinyLlava, part: str) -> None:
         )
 
 
-def save_mmllm(folder: Path, model: TinyLlava, config: dict) -> None:
+def save_mmllm(folder: Path, model: TinyLlava, config: dict, training: dict | None = None) -> None:
+    """Write the weights, the `training` record (`training.json`) when given, then
+    `mmllm.json` (last: it marks the folder finished)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: p.detach().clone().contiguous() for name, p in model.named_parameters()
+    (folder / CONFIG_FILE).unlink(missing_ok=True)  # unfinished until the new one is in place
+    state = {name: p.detach().float().cpu().contiguous() for name, p in model.named_parameters()
              if p.requires_grad or name.startswith("connector.")}
-    save_file(state, folder / WEIGHTS_FILE)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    save_file(state, folder / f".{WEIGHTS_FILE}.tmp")
+    os.replace(folder / f".{WEIGHTS_FILE}.tmp", folder / WEIGHTS_FILE)
+    (folder / TRAINING_FILE).unlink(missing_ok=True)
+    if training is not None:
+        _write_json(folder / TRAINING_FILE, training)
+    _write_json(folder / CONFIG_FILE, config)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def finished(folder: Path) -> dict | None:
+    """The config of the finished model in `folder` (its weights and, written after them,
+    `mmllm.json`), or None when there is none."""
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        return None
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def training_record(folder: Path) -> dict | None:
+    """The `training` record saved with the finished model in `folder`, if any."""
+    path = Path(folder) / TRAINING_FILE
+    if finished(folder) is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def read_config(folder: Path, stage: str = "finetune") -> dict:
@@ -84,16 +131,21 @@ def read_config(folder: Path, stage: str = "finetune") -> dict:
 
 
 def load_mmllm(folder: Path, *, merge: bool = True, base_dir: Path = paths.BASE_MODELS,
-               stage: str = "finetune", conversation: str | None = None):
+               stage: str = "finetune", conversation: str | None = None,
+               device: torch.device | str | None = "auto"):
     """(model in eval mode, tokenizer, config) of a saved MM-LLM; LoRA merged by default.
     The tokenizer renders the conversation template the model trained with, or
-    `conversation` (e.g. the fine-tuning one for a pre-trained connector)."""
+    `conversation` (e.g. the fine-tuning one for a pre-trained connector). The model goes to
+    `device` ("auto": the GPU when there is one; None: the CPU, float32 weights, as training
+    starts from) and runs in the precision it was trained in."""
     config = read_config(folder, stage)
+    device = devices.inference_device() if device == "auto" else device
     model, tokenizer = build_mmllm(config["llm"], config["vision_tower"],
                                    config.get("n_patches", config["n_image_tokens"]),
                                    config["connector"], base_dir,
                                    config.get("connector_options"),
-                                   conversation or config.get("conversation", "chat"))
+                                   conversation or config.get("conversation", "chat"),
+                                   device=device)
     if config.get("lora"):
         lora = config["lora"]
         add_lora(model, lora["r"], lora["alpha"], lora["dropout"], lora["targets"])
@@ -101,4 +153,5 @@ def load_mmllm(folder: Path, *, merge: bool = True, base_dir: Path = paths.BASE_
     if config.get("lora") and merge:
         model.llm = model.llm.merge_and_unload()
     model.requires_grad_(False)
+    devices.place(model, config.get("mixed_precision", "no"), device or "cpu")
     return model.eval(), tokenizer, config

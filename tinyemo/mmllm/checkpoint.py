@@ -4,7 +4,8 @@ A checkpoint is a folder `step-NNNNNN/`. On one device or under DDP it is compac
 `trainable.safetensors` (the parameters that train, read through
 `accelerator.get_state_dict`), `optimizer-<rank>.pt` and `state.pt` (plain state dicts:
 tensors, numbers, strings; read back with `weights_only=True`) and `rng-<rank>.pt` per
-process. Under DeepSpeed or FSDP, where parameters and optimizer state are sharded across
+process: the state of every random generator it draws from (torch's on the CPU and on
+every GPU, numpy's, Python's `random`), so a resumed run draws what it would have drawn. Under DeepSpeed or FSDP, where parameters and optimizer state are sharded across
 processes, the model and optimizer go through `accelerator.save_state` / `load_state`
 (folder `accelerate/`) instead. `COMPLETE` is written last. The run's fingerprint (settings,
 data hash, trainable parameters) is stored in `state.pt`: a checkpoint of another run is
@@ -17,17 +18,50 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from tinyemo import paths
+
 PREFIX = "step-"
 SHARDED_STATE = "accelerate"
-CHECKPOINTS = "checkpoints"  # folder beside the stages' model folders
+CHECKPOINTS = "checkpoints"  # folder beside a model folder outside models/mmllm
 
 
 def checkpoint_dir(out_dir: Path) -> Path:
-    """Where the run that saves to `out_dir` keeps its checkpoints."""
-    return Path(out_dir).parent / CHECKPOINTS / Path(out_dir).name
+    """Where the run that saves to `out_dir` keeps its checkpoints: for a stage's model
+    (`models/mmllm/<stage>[/<connector>]`) under `paths.CHECKPOINTS`, the same path;
+    elsewhere a `checkpoints/` folder beside it."""
+    out = Path(out_dir)
+    try:
+        inside = out.resolve().relative_to(paths.MMLLM_MODELS.resolve())
+    except ValueError:
+        return out.parent / CHECKPOINTS / out.name
+    return paths.CHECKPOINTS / inside
+
+
+def rng_state() -> dict:
+    """Every random generator's state (tensors, numbers and tuples: saved without pickles)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Put back what `rng_state` returned (the GPUs' states where the GPUs are there)."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if "numpy" in state:
+        numpy = state["numpy"]
+        np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"],
+                             numpy["has_gauss"], numpy["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -81,8 +115,7 @@ def save(folder: Path, step: int, accelerator, wrapped, optimizer, scheduler, ex
     if is_main:
         target.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    torch.save({"torch": torch.get_rng_state(), "python": random.getstate()},
-               target / f"rng-{rank}.pt")
+    torch.save(rng_state(), target / f"rng-{rank}.pt")
     if is_sharded(accelerator):
         accelerator.save_state(str(target / SHARDED_STATE))
     else:
@@ -130,9 +163,7 @@ def restore(checkpoint: Path, accelerator, wrapped, optimizer, scheduler) -> dic
     scheduler.load_state_dict(state["scheduler"])
     rng_file = checkpoint / f"rng-{rank}.pt"
     if rng_file.exists():
-        rng = torch.load(rng_file, weights_only=True)
-        torch.set_rng_state(rng["torch"])
-        random.setstate(_as_tuple(rng["python"]))
+        set_rng_state(torch.load(rng_file, weights_only=True))
     return state
 
 

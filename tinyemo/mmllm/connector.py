@@ -60,8 +60,9 @@ class WordGrounded(nn.Module):
         return self.top_k or n_patches
 
     def word_probabilities(self, patches: torch.Tensor) -> torch.Tensor:
-        """[B, P, C] patches -> [B, P, W] distributions over the vocabulary."""
-        return self.scorer(patches.float()).softmax(dim=-1)
+        """[B, P, C] patches (wherever they are) -> [B, P, W] distributions over the
+        vocabulary, on the connector's device."""
+        return self.scorer(patches.to(self.token_ids.device, torch.float32)).softmax(dim=-1)
 
     def image_distribution(self, patches: torch.Tensor) -> torch.Tensor:
         """[B, W]: the patch distributions averaged (the image's bag of words)."""

@@ -7,8 +7,15 @@ re-encodes images.
 
 At scale (the paper's 525k pre-training records) nothing is held whole: `RecordFile` reads a
 LLaVA-format JSON list lazily (an index of byte offsets, one record parsed per access),
-`LazyExamples` tokenises a record only when the DataLoader asks for it, and a batch's patch
-grids are indexed per batch (`patches[rows]`), so memory stays flat as records grow.
+`LazyExamples` tokenises a record when asked for it, and a batch's patch grids are indexed
+per batch (`patches[rows]`), so memory stays flat as records grow.
+
+Records are tokenised once per training run: `cached_examples` writes every record's tokens
+and labels to a token cache (flat int32 arrays, memory-mapped, so every process and every
+DataLoader worker shares one copy) named by a hash of what makes the tokens (the records,
+the tokenizer, the prompt template's source, the image-token count, `max_length`, the
+system prompt and the feature ids), and later reads (other processes, a resumed run) open
+it instead of tokenising again.
 """
 from __future__ import annotations
 
@@ -16,14 +23,19 @@ import codecs
 import hashlib
 import json
 import math
+import os
+import shutil
 from array import array
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from tinyemo.errors import TinyEmoError
+from tinyemo.mmllm import prompts
 from tinyemo.mmllm.prompts import IGNORE, encode_conversation
 
 
@@ -192,6 +204,14 @@ class RecordFile(Sequence):
     def __iter__(self) -> Iterator[dict]:
         return self.read()
 
+    def digest(self) -> str:
+        """A hash of the file's bytes (what the records are)."""
+        hasher = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for block in iter(lambda: handle.read(self.CHUNK), b""):
+                hasher.update(block)
+        return hasher.hexdigest()
+
     def image_path(self, index: int) -> Path:
         """The image file of record `index` (under `image_root`)."""
         image = Path(self[index]["image"])
@@ -228,30 +248,157 @@ class LazyExamples(Sequence):
         return _example(self.records[index], self.rows, self.tokenizer, self.n_image_tokens,
                         self.max_length, self.system_prompt)
 
+    def cache_key(self) -> str:
+        """The name of these examples' tokens: a hash of the records, the tokenizer, the
+        prompt template (`prompts.py` itself), the settings and the feature ids."""
+        hasher = hashlib.sha256()
+        records = self.records
+        hasher.update((records.digest() if hasattr(records, "digest") else
+                       hashlib.sha256(json.dumps(list(records), sort_keys=True).encode()).hexdigest()).encode())
+        hasher.update(tokenizer_digest(self.tokenizer).encode())
+        hasher.update(Path(prompts.__file__).read_bytes())
+        hasher.update(json.dumps([self.n_image_tokens, self.max_length, self.system_prompt]).encode())
+        hasher.update("\n".join(self.rows).encode())
+        return hasher.hexdigest()[:20]
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """A hash of what a tokenizer does: its whole definition (fast tokenizers) or vocabulary,
+    its chat template and special tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocabulary = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    extra = json.dumps([type(tokenizer).__name__, getattr(tokenizer, "chat_template", None),
+                        {k: str(v) for k, v in tokenizer.special_tokens_map.items()}], sort_keys=True)
+    return hashlib.sha256((vocabulary + extra).encode()).hexdigest()
+
+
+def _example_bytes(example: Example) -> bytes:
+    """An example as the data hash reads it."""
+    return (array("l", example.input_ids).tobytes() + array("l", example.labels).tobytes()
+            + example.patch_row.to_bytes(8, "little", signed=True))
+
+
+class TokenisedExamples(Sequence):
+    """The examples of a token cache folder (written by `write_tokens`): every example's
+    tokens and labels in two flat int32 files, their offsets and image rows, memory-mapped
+    (DataLoader workers reopen them), with each example's length and the hash of all of
+    them (`token_digest`, as `summarise` computes it) at hand."""
+
+    FILES = {"input_ids": np.int32, "labels": np.int32, "offsets": np.int64, "patch_rows": np.int64}
+    META = "tokens.json"  # written last: a folder holding it is complete
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.meta = json.loads((self.folder / self.META).read_text())
+        self.token_digest = self.meta["token_digest"]
+        self._open()
+
+    def _open(self) -> None:
+        for name, dtype in self.FILES.items():
+            size = (self.folder / f"{name}.bin").stat().st_size // np.dtype(dtype).itemsize
+            setattr(self, name, np.memmap(self.folder / f"{name}.bin", dtype=dtype, mode="r")
+                    if size else np.zeros(0, dtype=dtype))
+
+    def __getstate__(self):
+        return {"folder": self.folder, "meta": self.meta, "token_digest": self.token_digest}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._open()
+
+    def __len__(self) -> int:
+        return len(self.patch_rows)
+
+    def __getitem__(self, index: int) -> Example:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"example {index} of {len(self)}")
+        index %= len(self)
+        start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        return Example(self.input_ids[start:end].tolist(), self.labels[start:end].tolist(),
+                       int(self.patch_rows[index]))
+
+    def lengths(self) -> list[int]:
+        return np.diff(self.offsets).tolist()
+
+
+def write_tokens(folder: Path, examples: Iterable[Sequence[Example]]) -> TokenisedExamples:
+    """Write the examples (an iterable of lists of them, in order) to a token cache folder:
+    under a temporary name, renamed into place once complete."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    hasher, offsets, rows, total = hashlib.sha256(), array("q", [0]), array("q"), 0
+    with open(tmp / "input_ids.bin", "wb") as ids, open(tmp / "labels.bin", "wb") as labels:
+        for chunk in examples:
+            for example in chunk:
+                ids.write(np.asarray(example.input_ids, dtype=np.int32).tobytes())
+                labels.write(np.asarray(example.labels, dtype=np.int32).tobytes())
+                total += len(example.input_ids)
+                offsets.append(total)
+                rows.append(example.patch_row)
+                hasher.update(_example_bytes(example))
+    (tmp / "offsets.bin").write_bytes(offsets.tobytes())
+    (tmp / "patch_rows.bin").write_bytes(rows.tobytes())
+    meta = {"n": len(rows), "tokens": total, "token_digest": hasher.hexdigest()}
+    (tmp / TokenisedExamples.META).write_text(json.dumps(meta) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return TokenisedExamples(folder)
+
+
+def cached_examples(source: LazyExamples, cache_dir: Path, accelerator=None,
+                    num_workers: int = 0, chunk: int = 512) -> TokenisedExamples:
+    """`source` tokenised once: the token cache `cache_dir/<source.cache_key()>`, written by
+    the main process (`num_workers` DataLoader processes tokenising) while the others
+    wait, and read by every process, now and when the run resumes. Other keys' caches in
+    `cache_dir` are removed when a new one is written."""
+    from torch.utils.data import DataLoader
+
+    folder = Path(cache_dir) / source.cache_key()
+    first = accelerator.main_process_first() if accelerator is not None else nullcontext()
+    with first:
+        if not (folder / TokenisedExamples.META).exists():
+            for old in Path(cache_dir).glob("*") if Path(cache_dir).exists() else []:
+                if old.is_dir() and old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
+            loader = DataLoader(source, batch_size=chunk, num_workers=num_workers, collate_fn=list)
+            write_tokens(folder, loader)
+        return TokenisedExamples(folder)
+
 
 HASHED_ROWS = 4096  # patch grids read into the data hash at most
 
 
-def summarise(examples: Sequence[Example], patches) -> tuple[list[int], str]:
-    """(token count of every example, a hash of the training data) in one pass. The hash
-    covers every example's tokens, labels and image row and the patch grids they read (up to
-    `HASHED_ROWS` of them, evenly spaced), so a changed dataset of the same size is a
-    different run."""
+def _walk(examples: Sequence[Example]) -> tuple[list[int], str, set[int]]:
+    """(lengths, token digest, image rows) of examples, read one by one."""
     digest, lengths, rows = hashlib.sha256(), array("l"), set()
     for index in range(len(examples)):
         example = examples[index]
         lengths.append(len(example.input_ids))
-        digest.update(array("l", example.input_ids).tobytes())
-        digest.update(array("l", example.labels).tobytes())
-        digest.update(example.patch_row.to_bytes(8, "little", signed=True))
+        digest.update(_example_bytes(example))
         rows.add(example.patch_row)
+    return lengths.tolist(), digest.hexdigest(), rows
+
+
+def summarise(examples: Sequence[Example], patches) -> tuple[list[int], str]:
+    """(token count of every example, a hash of the training data). The hash covers every
+    example's tokens, labels and image row (read from a token cache's metadata, or in one
+    pass) and the patch grids they read (up to `HASHED_ROWS` of them, evenly spaced), so a
+    changed dataset of the same size is a different run."""
+    if isinstance(examples, TokenisedExamples):
+        lengths, tokens = examples.lengths(), examples.token_digest
+        rows = set(np.unique(examples.patch_rows).tolist())
+    else:
+        lengths, tokens, rows = _walk(examples)
+    digest = hashlib.sha256(tokens.encode())
     ordered = sorted(rows)
     if len(ordered) > HASHED_ROWS:  # at scale: evenly spaced rows (reading all is ~100 GiB)
         ordered = ordered[::math.ceil(len(ordered) / HASHED_ROWS)]
     for start in range(0, len(ordered), 256):
         block = torch.as_tensor(patches[ordered[start:start + 256]]).float().contiguous()
         digest.update(block.numpy().tobytes())
-    return lengths.tolist(), digest.hexdigest()[:16]
+    return lengths, digest.hexdigest()[:16]
 
 
 def pad_id_of(tokenizer) -> int:
@@ -295,8 +442,3 @@ def to_device(batch: dict, device) -> dict:
     """The batch's tensors on `device` (the model's or the accelerator's)."""
     return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
             for key, value in batch.items()}
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """Where the model's parameters live (batches for it go there)."""
-    return next(model.parameters()).device

@@ -2,7 +2,9 @@
 
 Loads the fine-tuned MM-LLM, the Metric Projector and the vision tower they were trained
 with; encodes image files once (pooled embedding for the projector, patch grid for the
-MM-LLM) and writes, per image, the reasoning for the projector's label.
+MM-LLM) and writes, per image, the reasoning for the projector's label. The MM-LLM and the
+vision tower run on the GPU when there is one, in the precision the MM-LLM trained in
+(`tinyemo.devices`); the projector's small MLP reads the pooled embeddings on the CPU.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Iterator
 import torch
 from PIL import Image
 
-from tinyemo import paths
+from tinyemo import devices, paths
 from tinyemo.errors import TinyEmoError
 from tinyemo.images import UnreadableImageError, read_image  # noqa: F401 (part of this module's interface)
 from tinyemo.mmllm import artifact, infer
@@ -46,12 +48,16 @@ class Explainer:
                              f"MM-LLM in {model_dir} reads {config['vision_tower']}; use a matching pair")
         self.model, self.tokenizer, self.config = artifact.load_mmllm(
             model_dir, base_dir=base_dir)
-        self.tower = load_vision_tower(config["vision_tower"], base_dir)
+        device = devices.model_device(self.model)
+        self.tower = load_vision_tower(config["vision_tower"], base_dir).to(device)
         self.decoding = infer.Decoding.saved(config)
 
     @torch.inference_mode()
     def encode(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.tower(self.tower.preprocess(images))
+        """(pooled, patches) of the images, float32 on the CPU (the tower runs where the
+        MM-LLM does)."""
+        with devices.autocast(devices.model_device(self.tower), self.model.precision):
+            return self.tower(self.tower.preprocess(images))
 
     def classify(self, names: list[str], pooled: torch.Tensor, k: int = 3) -> list[Verdict]:
         ids, scores = self.projector.topk(pooled, k)

@@ -12,6 +12,9 @@ n-grams (`no_repeat_ngram_size`; 0 = none) and, for connectors whose image token
 word-grounded decoding (`grounded_decoding`: only objects the image tokens show can be
 named). The finetune stage saves its settings beside the model, so `tinyemo explain`
 decodes as the stage measured.
+
+Prompts are batched with left padding (every prompt ends where generation starts) and
+run where the model is, in the precision it was trained in (`tinyemo.devices.inference`).
 """
 from __future__ import annotations
 
@@ -23,8 +26,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
+from tinyemo.devices import inference, model_device
 from tinyemo.mmllm import grounded_decoding
-from tinyemo.mmllm.data import collate, image_input, model_device, pad_id_of, to_device
+from tinyemo.mmllm.data import collate, image_input, pad_id_of, to_device
 from tinyemo.mmllm.prompts import IMAGE_PLACEHOLDER, encode_prompt
 from tinyemo.scenes.teacher import FINETUNE_INSTRUCTION, finetune_prompt, parse_emotion
 
@@ -101,8 +105,9 @@ def generate(model, tokenizer, prompts: list[str], patches: torch.Tensor, max_ne
         ids = [encode_prompt(tokenizer, p, model.n_image_tokens, system_prompt) for p in chunk]
         batch = to_device(collate(ids, pad_id_of(tokenizer), padding_side="left"), device)
         images = image_input(patches[start:start + batch_size]).to(device)
-        out = model.generate(batch["input_ids"], images, batch["attention_mask"], max_new_tokens,
-                             **_gen_kwargs(model, tokenizer, images, decoding))
+        with inference(model):
+            out = model.generate(batch["input_ids"], images, batch["attention_mask"],
+                                 max_new_tokens, **_gen_kwargs(model, tokenizer, images, decoding))
         answers += tokenizer.batch_decode(out, skip_special_tokens=True)
     return [a.strip() for a in answers]
 
@@ -121,11 +126,12 @@ def stream(model, tokenizer, prompt: str, patches: torch.Tensor, max_new_tokens:
 
     def work() -> None:
         try:
-            model.generate(
-                input_ids=batch["input_ids"],
-                patches=image, attention_mask=batch["attention_mask"],
-                max_new_tokens=max_new_tokens, streamer=streamer,
-                **_gen_kwargs(model, tokenizer, image, decoding))
+            with inference(model):  # autocast is per thread: entered in the one that decodes
+                model.generate(
+                    input_ids=batch["input_ids"],
+                    patches=image, attention_mask=batch["attention_mask"],
+                    max_new_tokens=max_new_tokens, streamer=streamer,
+                    **_gen_kwargs(model, tokenizer, image, decoding))
         except BaseException as err:  # ends the stream, raised again in the caller
             failure.append(err)
             streamer.end()

@@ -26,6 +26,8 @@ class Output:
 
 
 class TinyLlava(nn.Module):
+    precision = "no"  # autocast of inference on a GPU ("no", "fp16", "bf16"): what it trained in
+
     def __init__(self, llm: nn.Module, patch_dim: int, n_patches: int,
                  connector: str = "mlp2x_gelu", connector_options: dict | None = None):
         super().__init__()

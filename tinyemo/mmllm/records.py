@@ -13,10 +13,12 @@ joining at all is an error naming both files and an id of each.
 Cost: `RecordFile` indexes the file in one streaming pass, and the join reads every record
 once more, one at a time (memory: 16 bytes per record, whatever the file's size). The
 `n_records` subset is then drawn, seeded, from the joined records, and `LazyExamples`
-tokenises each only when the DataLoader asks for it.
+tokenises each when asked for it (once per run: the stage keeps the tokens in a cache,
+`data.cached_examples`).
 """
 from __future__ import annotations
 
+import hashlib
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,11 @@ class Picked(Sequence):
 
     def __getitem__(self, index: int) -> dict:
         return self.source[self.indices[index]]
+
+    def digest(self) -> str:
+        """A hash of the file and of which of its records these are."""
+        chosen = array("q", self.indices).tobytes()
+        return hashlib.sha256(self.source.digest().encode() + chosen).hexdigest()
 
 
 @dataclass

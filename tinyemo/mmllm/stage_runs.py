@@ -8,8 +8,17 @@ and learns the instruct records, mixed with caption records of the training imag
 (TinyLLaVA's fine-tuning mix holds captions too: they name every object in the image).
 Both read cached patch features, never images, and save to `models/mmllm/<stage>/` (a
 reference connector's model to `models/mmllm/<stage>/<connector>/`).
-Checkpoints go beside it, to `models/mmllm/checkpoints/<stage>/` (outside the stage's DVC
-output, which DVC and the runner clear before a run), and are removed once the run is done.
+
+Nothing trained is lost to a later failure. The run's resumable work goes to
+`models/mmllm/checkpoints/<stage>/` (outside the stage's DVC output, which DVC clears
+before a run; the runner removes it once the stage has succeeded): the records' token
+cache, the checkpoints, and, when training ends, a copy of the finished model. The model
+is saved, with its training record (`training.json`: the run's fingerprint, loss log and
+measurements), before anything evaluates it; a rerun of the stage whose training has the
+same fingerprint finds that model (in the stage's output, or its copy) and skips training.
+After training the model stays on the training device and evaluates there, in the
+precision it trained in (`tinyemo.devices`).
+
 The measurements the notebooks share sit here too: held-out loss, image reliance, the test
 images and the linear probe of their patches.
 """
@@ -17,24 +26,31 @@ from __future__ import annotations
 
 import shutil
 import time
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from tinyemo import config as tconfig
+from tinyemo import devices
+from tinyemo.devices import inference, model_device
 from tinyemo.feature_store import load_features
 from tinyemo.mmllm import artifact, ceiling, grounding, infer
-from tinyemo.mmllm.checkpoint import checkpoint_dir
+from tinyemo.mmllm.checkpoint import PREFIX, checkpoint_dir, load_trainable
 from tinyemo.mmllm.conversations import resolve
 from tinyemo.mmllm.connector import match_embedding_norm
-from tinyemo.mmllm.data import build_examples, image_id, pad_id_of, subsample, training_batch
+from tinyemo.mmllm.data import (LazyExamples, build_examples, cached_examples, image_id, pad_id_of,
+                                subsample, summarise, to_device, training_batch)
 from tinyemo.mmllm.processes import launched_run
 from tinyemo.mmllm.records import record_examples, records_features
-from tinyemo.mmllm.train import Run, TrainConfig, TrainingRun, schedule, train
+from tinyemo.mmllm.train import (Run, TrainConfig, TrainingRun, fingerprint, micro_batch_size,
+                                 schedule, train, weights_digest)
 from tinyemo.scenes import load_conversations
 from tinyemo.scenes.teacher import CAPTION_QUESTION
+
+TOKENS = "tokens"  # the token cache's folder in a run's checkpoint folder
+FINISHED = "finished"  # the finished model's copy there
 
 def section_from(name: str, namespace: dict) -> tconfig.Section:
     """The validated params section `name` from a notebook's parameter variables."""
@@ -63,20 +79,30 @@ def training_features(kind: str, params):
 
 
 def examples_of(kind: str, split: str, tokenizer, features, n: int | None, seed: int,
-                n_image_tokens: int, params, n_captions: int | None = 0) -> list:
+                n_image_tokens: int, params, n_captions: int | None = 0,
+                cache: Path | None = None, accelerator=None):
     """`n` records of `kind` plus `n_captions` caption records (None: all), tokenised.
     Pre-training params with `records: captions` draw the `n` from the captions only.
-    With `params.records_file`, `n` records of that file (tokenised lazily; `features` from
-    `training_features`)."""
+    With `params.records_file`, `n` records of that file (`features` from
+    `training_features`), tokenised when read. With `cache` (a run's checkpoint folder),
+    tokenised once into its token cache (`data.cached_examples`: by the main process of
+    `accelerator`, with `params.num_workers` workers) and read from there."""
     if params.records_file:
-        return record_examples(kind, params, tokenizer, features, n, seed, n_image_tokens)
-    captions_only = kind == "pretrain" and getattr(params, "records", "all") == "captions"
-    pool = caption_records(split) if captions_only else load_conversations(kind, split)
-    records = subsample(pool, n, seed)
-    if n_captions != 0:
-        records += subsample(caption_records(split), n_captions, seed + 1)
-    return build_examples(records, tokenizer, features.ids, n_image_tokens,
-                          params.max_length, params.system_prompt)
+        source = record_examples(kind, params, tokenizer, features, n, seed, n_image_tokens)
+    else:
+        captions_only = kind == "pretrain" and getattr(params, "records", "all") == "captions"
+        pool = caption_records(split) if captions_only else load_conversations(kind, split)
+        records = subsample(pool, n, seed)
+        if n_captions != 0:
+            records += subsample(caption_records(split), n_captions, seed + 1)
+        if cache is None:
+            return build_examples(records, tokenizer, features.ids, n_image_tokens,
+                                  params.max_length, params.system_prompt)
+        source = LazyExamples(records, tokenizer, features.ids, n_image_tokens, params.max_length,
+                              params.system_prompt)
+    if cache is None:
+        return source
+    return cached_examples(source, Path(cache) / TOKENS, accelerator, params.num_workers)
 
 
 def held_out_captions(tokenizer, features, n: int, seed: int, n_image_tokens: int, params) -> list:
@@ -86,14 +112,41 @@ def held_out_captions(tokenizer, features, n: int, seed: int, n_image_tokens: in
                           params.system_prompt)
 
 
+def section_name(params) -> str:
+    """The params section a validated section object is (`pretrain`, `finetune`)."""
+    return next(name for name, schema in tconfig.SECTION_SCHEMAS.items() if type(params) is schema)
+
+
 def train_config(params, seed: int, max_steps: int | None = None) -> TrainConfig:
-    return TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
-                       warmup_ratio=params.warmup_ratio, max_steps=max_steps,
-                       checkpoint_every=params.checkpoint_every, seed=seed,
-                       gradient_accumulation_steps=params.gradient_accumulation_steps,
-                       mixed_precision=params.mixed_precision,
-                       gradient_checkpointing=params.gradient_checkpointing,
-                       num_workers=params.num_workers)
+    """The training loop's settings from a stage's params; a global batch the processes
+    and accumulation steps do not divide is refused here, before any model loads."""
+    config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr,
+                         warmup_ratio=params.warmup_ratio, max_steps=max_steps,
+                         checkpoint_every=params.checkpoint_every, seed=seed,
+                         gradient_accumulation_steps=params.gradient_accumulation_steps,
+                         mixed_precision=params.mixed_precision,
+                         gradient_checkpointing=params.gradient_checkpointing,
+                         num_workers=params.num_workers)
+    micro_batch_size(config, params.num_processes, section_name(params))
+    return config
+
+
+def finished_run(model, tokenizer, out_dir: Path, run_id: str) -> Run | None:
+    """The finished model of the training named `run_id`, put into `model`, if the stage's
+    output or its copy in the run's checkpoint folder holds one; else None."""
+    for folder in (Path(out_dir), checkpoint_dir(out_dir) / FINISHED):
+        record = artifact.training_record(folder)
+        if record is None or record.get("fingerprint") != run_id:
+            continue
+        load_trainable(model, load_file(folder / artifact.WEIGHTS_FILE),
+                       expected=[n for n, p in model.named_parameters() if p.requires_grad])
+        print(f"training skipped: {folder} holds the finished model of this training "
+              f"(fingerprint {run_id}, {record['result']['steps']} steps)")
+        counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
+        return Run(model, tokenizer, TrainingRun(**record["result"]), record["n_records"],
+                   sum(n for n, g in counts if g), sum(n for n, _ in counts),
+                   curve=record["curve"], fingerprint=run_id)
+    return None
 
 
 def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps, accelerator,
@@ -101,20 +154,38 @@ def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps,
     """Train; with `probe` ((model, tokenizer) -> dict of measures), measure every `every`
     steps (a negative `every`: at -every evenly spaced points) and at the end (`Run.curve`).
     The run is cut at those steps and resumed from its checkpoint, so it trains exactly as
-    it would uninterrupted."""
+    it would uninterrupted. A finished model of the same training (`finished_run`) is
+    taken instead of training. Afterwards the model is on the training device, in the
+    precision it trained in."""
     config = train_config(params, seed, max_steps)
+    run = _trained(model, tokenizer, examples, features, config, out_dir, accelerator, every, probe)
+    devices.place(run.model, config.mixed_precision,
+                  accelerator.device if accelerator is not None else None)
+    return run
+
+
+def _trained(model, tokenizer, examples, features, config, out_dir, accelerator, every, probe) -> Run:
+    counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
+    sizes = (sum(n for n, g in counts if g), sum(n for n, _ in counts))
+    if not examples:
+        return Run(model, tokenizer, TrainingRun(0, 0, 0.0, 0), 0, *sizes, curve=[])
     curve, cpu, seconds, samples, resumed_from = [], 0.0, 0.0, 0, None
     stops = [None]
-    if examples and every and probe:
+    if every and probe:
         total = schedule(config, len(examples))[1]
         every = every if every > 0 else max(1, -(-total // -every))
         config = replace(config, checkpoint_every=every)
         stops = list(range(every, total, every)) + [None]
-    result = TrainingRun(0, 0, 0.0, 0)
-    for stop in stops if examples else []:
+    summary = summarise(examples, features.patches)
+    run_id = fingerprint(config, summary[1], model, weights_digest(model))  # one name for every stretch
+    found = finished_run(model, tokenizer, out_dir, run_id)
+    if found is not None:
+        return found
+    for stop in stops:
         started = time.process_time()
         result = train(model, examples, features.patches, pad_id_of(tokenizer), config,
-                       checkpoint_dir(out_dir), accelerator, stop_after=stop)
+                       checkpoint_dir(out_dir), accelerator, stop_after=stop, summary=summary,
+                       run_id=run_id)
         cpu += time.process_time() - started
         seconds, samples = seconds + result.seconds, samples + result.samples
         resumed_from = result.resumed_from if resumed_from is None else resumed_from
@@ -122,18 +193,29 @@ def _fit(model, tokenizer, examples, features, params, seed, out_dir, max_steps,
             curve.append({"step": result.steps, "train_cpu_minutes": cpu / 60,
                           **probe(model, tokenizer)})
     result = replace(result, samples=samples, seconds=seconds, resumed_from=resumed_from or 0)
-    counts = [(p.numel(), p.requires_grad) for p in model.parameters()]
-    return Run(model, tokenizer, result, len(examples), sum(n for n, g in counts if g),
-               sum(n for n, _ in counts), curve=curve)
+    return Run(model, tokenizer, result, len(examples), *sizes, curve=curve, fingerprint=run_id)
+
+
+def training_record(run: Run) -> dict | None:
+    """What `finished_run` needs to stand in for the training (None: nothing trained)."""
+    if run.fingerprint is None:
+        return None
+    result = run.result
+    return {"fingerprint": run.fingerprint, "n_records": run.n_records, "curve": run.curve,
+            "result": {"steps": result.steps, "samples": result.samples, "seconds": result.seconds,
+                       "resumed_from": result.resumed_from, "log": result.log}}
 
 
 def finish(run: Run, out_dir: Path, saved_config: dict, accelerator=None) -> None:
-    """Save the trained model and drop its checkpoints (the run is complete)."""
+    """Save the trained model with its training record, to the stage's output and to the
+    run's checkpoint folder (which DVC does not clear before a rerun), and drop the
+    resumable steps (the training is complete)."""
     if accelerator is None or accelerator.is_main_process:
-        artifact.save_mmllm(out_dir, run.model, saved_config)
-        shutil.rmtree(checkpoint_dir(out_dir), ignore_errors=True)
-        with suppress(OSError):  # no other run's checkpoints left: no empty folder either
-            checkpoint_dir(out_dir).parent.rmdir()
+        work = checkpoint_dir(out_dir)
+        for folder in (out_dir, work / FINISHED):
+            artifact.save_mmllm(folder, run.model, saved_config, training_record(run))
+        for step in work.glob(f"{PREFIX}*"):
+            shutil.rmtree(step, ignore_errors=True)
 
 
 def reference_params(params):
@@ -185,7 +267,8 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
         match_embedding_norm(model.connector, features.patches[:256].float(), table.detach())
     artifact.set_trainable(model, "connector")
     examples = examples_of("pretrain", "train", tokenizer, features, params.n_records, base.seed,
-                           model.n_image_tokens, params) if params.n_records != 0 else []
+                           model.n_image_tokens, params, cache=checkpoint_dir(out_dir),
+                           accelerator=accelerator) if params.n_records != 0 else []
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
                accelerator, every, probe)
     run.word_fit, run.vocabulary = word_fit, vocabulary
@@ -195,7 +278,7 @@ def pretrain_run(base, params, out_dir: Path, max_steps: int | None = None, acce
         "n_patches": model.n_patches, "n_image_tokens": model.n_image_tokens,
         "conversation": resolve(params.conversation, base.llm),
         "system_prompt": params.system_prompt, "lora": None, "trained": "connector",
-        "stage": "pretrain",
+        "stage": "pretrain", "mixed_precision": params.mixed_precision,
     }, accelerator)
     return run
 
@@ -207,7 +290,8 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
     features = training_features("finetune", params)
     conversation = resolve(params.conversation, base.llm)
     model, tokenizer, saved = artifact.load_mmllm(
-        pretrain_dir, merge=False, stage="pretrain", conversation=conversation)
+        pretrain_dir, merge=False, stage="pretrain", conversation=conversation,
+        device=None)  # the CPU: accelerate places it
     lora = None
     torch.manual_seed(base.seed)  # the LoRA adapters' initial weights
     if params.trainable == "lora":
@@ -216,12 +300,14 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
         artifact.add_lora(model, **lora)
     artifact.set_trainable(model, params.trainable)
     examples = examples_of("finetune", "train", tokenizer, features, params.n_records, base.seed,
-                           model.n_image_tokens, params, params.caption_records)
+                           model.n_image_tokens, params, params.caption_records,
+                           cache=checkpoint_dir(out_dir), accelerator=accelerator)
     run = _fit(model, tokenizer, examples, features, params, base.seed, out_dir, max_steps,
                accelerator, every, probe)
     finish(run, out_dir, {**saved, "conversation": conversation,
                           "system_prompt": params.system_prompt, "lora": lora,
                           "trained": params.trainable, "stage": "finetune",
+                          "mixed_precision": params.mixed_precision,
                           "decoding": infer.Decoding.of(params).as_dict()}, accelerator)
     return run
 
@@ -230,7 +316,7 @@ def finetune_run(base, params, pretrain_dir: Path, out_dir: Path, max_steps: int
 def image_token_words(model, patches: torch.Tensor, words: list[str]) -> list[list[str]] | None:
     """The caption words a word-grounded connector makes of each image, in its order (the
     image tokens the LLM reads); None for a free connector, whose tokens are no words."""
-    shown = model.shown_token_ids(patches)
+    shown = model.shown_token_ids(patches.to(model_device(model)))
     if shown is None:
         return None
     word_of = dict(zip(model.connector.token_ids.tolist(), words))
@@ -239,14 +325,18 @@ def image_token_words(model, patches: torch.Tensor, words: list[str]) -> list[li
 
 @torch.no_grad()
 def answer_losses(model, examples, patches, pad_id: int, batch_size: int = 8):
-    """(per-token loss [n], target token id [n]) over every answer token of `examples`."""
+    """(per-token loss [n], target token id [n], on the CPU) over every answer token of
+    `examples`; batches go to the model's device, in the precision it trained in."""
     model.eval()
+    device = model_device(model)
     losses, targets = [], []
     for start in range(0, len(examples), batch_size):
-        out = model(**training_batch(examples[start:start + batch_size], patches, pad_id))
+        batch = to_device(training_batch(examples[start:start + batch_size], patches, pad_id), device)
+        with inference(model):
+            out = model(**batch)
         losses.append(torch.nn.functional.cross_entropy(out.logits.float(), out.targets,
-                                                        reduction="none"))
-        targets.append(out.targets)
+                                                        reduction="none").cpu())
+        targets.append(out.targets.cpu())
     return torch.cat(losses), torch.cat(targets)
 
 

@@ -10,7 +10,14 @@ through gloo), with accelerate's conventions:
   into micro batches, so a run is the same whatever the number of processes;
 - `mixed_precision` (`no`, `fp16`, `bf16`) is the accelerator's autocast;
 - `gradient_checkpointing` recomputes the LLM's activations in the backward pass;
-- batches are built by a DataLoader (records tokenised lazily, `num_workers` processes) and
+- gradients are clipped to a global norm of `max_grad_norm` (TinyLLaVA's 1.0) at every
+  optimizer step, on every path (`accelerator.clip_grad_norm_`; DeepSpeed clips itself,
+  with the same value);
+- each process seeds what it draws at random (dropout) with `seed + rank`, while the data
+  order is the one seeded global plan;
+- under DeepSpeed, the config's micro batch, accumulation and clipping are set from these
+  settings before `accelerator.prepare` (which would otherwise read them from a DataLoader);
+- batches are built by a DataLoader (tokenised records, `num_workers` processes) and
   moved to the accelerator's device, where `accelerator.prepare` put the model.
 
 Records of similar length share a batch (see `epoch_batches`), which saves the compute spent
@@ -32,11 +39,16 @@ from typing import Literal, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from tinyemo.errors import TinyEmoError
 from tinyemo.mmllm import checkpoint
 from tinyemo.mmllm.data import Example, summarise, to_device, training_batch
 from tinyemo.mmllm.grounding import Vocabulary
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
+
+
+class BatchSizeError(TinyEmoError, ValueError):
+    """A global batch that the processes and accumulation steps do not divide."""
 
 
 @dataclass
@@ -46,6 +58,7 @@ class TrainConfig:
     lr: float = 1.0e-3  # peak learning rate (AdamW), cosine decay after warm-up
     warmup_ratio: float = 0.03  # share of steps with linear warm-up (at least one step if > 0)
     weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0  # clip gradients to this global L2 norm (None: no clipping)
     max_steps: int | None = None  # stop early after this many steps (None: all epochs)
     checkpoint_every: int = 50  # steps between checkpoints (0: none)
     log_every: int = 1  # steps between loss-log rows
@@ -82,16 +95,30 @@ class Run:
     total_parameters: int
     word_fit: list[dict] | None = None  # the word-grounded connector's fit without the LLM
     vocabulary: Vocabulary | None = None  # and its words
-    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see recipes `_fit`)
+    curve: list[dict] | None = None  # rows {step, train_cpu_minutes, measures} (see stage_runs `_fit`)
+    fingerprint: str | None = None  # the training's name (`fingerprint`); None: nothing trained
 
 
-def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module) -> str:
-    """The name of a training run: its settings, its data (`summarise`'s hash) and the
-    parameters it trains. The DataLoader's worker count does not change the run."""
+def fingerprint(config: TrainConfig, data_digest: str, model: torch.nn.Module,
+                start: str = "") -> str:
+    """The name of a training run: its settings, its data (`summarise`'s hash), the
+    parameters it trains and, when given, what they start from (`weights_digest`). The
+    DataLoader's worker count does not change the run."""
     settings = {k: v for k, v in asdict(config).items() if k != "num_workers"}
     trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
-    blob = json.dumps([settings, data_digest, trainable], sort_keys=True)
+    blob = json.dumps([settings, data_digest, trainable, start], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A hash of the values of the parameters that train: what a run starts from (another
+    pre-trained connector, another word-scorer fit make another run)."""
+    hasher = hashlib.sha256()
+    for name, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        if param.requires_grad:
+            hasher.update(name.encode())
+            hasher.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+    return hasher.hexdigest()
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
@@ -121,15 +148,39 @@ def warmup_steps(config: TrainConfig, total: int) -> int:
     return max(1, round(config.warmup_ratio * total)) if config.warmup_ratio > 0 else 0
 
 
-def micro_batch_size(config: TrainConfig, processes: int) -> int:
-    """Records per forward pass on one device."""
+def micro_batch_size(config: TrainConfig, processes: int, section: str = "") -> int:
+    """Records per forward pass on one device. A global batch the processes and
+    accumulation steps do not divide is refused, naming the parameters (of params
+    `section`, when given) and values that fit."""
     share = processes * config.gradient_accumulation_steps
     if config.batch_size % share:
-        raise ValueError(
-            f"batch_size {config.batch_size} (the global batch) must be a multiple of "
-            f"{processes} processes x {config.gradient_accumulation_steps} accumulation steps"
+        name = f"{section}." if section else ""
+        fits = [n for n in (config.batch_size // share * share, (config.batch_size // share + 1) * share) if n]
+        per_process = config.batch_size // processes if config.batch_size % processes == 0 else None
+        steps = [k for k in range(1, (per_process or 0) + 1) if per_process % k == 0]
+        raise BatchSizeError(
+            f"{name}batch_size {config.batch_size} (the global batch) must be a multiple of "
+            f"{processes} processes x {config.gradient_accumulation_steps} accumulation steps "
+            f"(= {share}, {name}num_processes x {name}gradient_accumulation_steps); set "
+            f"{name}batch_size to {' or '.join(map(str, fits))}"
+            + (f", or {name}gradient_accumulation_steps to one of {steps}" if steps else "")
         )
     return config.batch_size // share
+
+
+def configure_deepspeed(plugin, config: TrainConfig, processes: int) -> dict:
+    """Fill a DeepSpeed plugin's batch entries ("auto" in accelerate's config) from `config`:
+    accelerate reads them from a prepared DataLoader, and this loop prepares none. Returns
+    the plugin's config."""
+    micro = micro_batch_size(config, processes)
+    settings = plugin.deepspeed_config
+    settings["train_micro_batch_size_per_gpu"] = micro
+    settings["gradient_accumulation_steps"] = config.gradient_accumulation_steps
+    settings["train_batch_size"] = micro * config.gradient_accumulation_steps * processes
+    settings["gradient_clipping"] = config.max_grad_norm or 0.0  # 0: DeepSpeed's "no clipping"
+    plugin.gradient_accumulation_steps = config.gradient_accumulation_steps
+    plugin.gradient_clipping = settings["gradient_clipping"]
+    return settings
 
 
 def micro_batches(chunk: list[int], rank: int, world: int, accumulation: int) -> list[list[int]]:
@@ -208,10 +259,15 @@ def _scalar(value: torch.Tensor) -> float:
 
 def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: int,
           config: TrainConfig, checkpoint_dir: Path | None = None, accelerator=None,
-          stop_after: int | None = None) -> TrainingRun:
-    """Train the parameters of `model` that require grad. `examples` is a list or a lazy
-    sequence (`data.LazyExamples`); `patches[rows]` gives the patch grids of a batch.
-    `stop_after` ends the run after that many steps as if interrupted (for tests of resuming)."""
+          stop_after: int | None = None, summary: tuple[list[int], str] | None = None,
+          run_id: str | None = None) -> TrainingRun:
+    """Train the parameters of `model` that require grad. `examples` is a list or a
+    sequence read on demand (`data.TokenisedExamples`, `data.LazyExamples`); `patches[rows]`
+    gives the patch grids of a batch. `summary` is `summarise(examples, patches)` when the
+    caller has it; `run_id` names the run's checkpoints (default: `fingerprint` of the
+    settings, the data and the trainable parameters). `stop_after` ends the run after that
+    many steps as if interrupted (for resuming, and for measurements along a run)."""
+    from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from transformers import get_cosine_schedule_with_warmup
 
@@ -219,17 +275,20 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
     _check_accelerator(accelerator, config)
     rank, world = accelerator.process_index, accelerator.num_processes
     micro_batch_size(config, world)
-    torch.manual_seed(config.seed)
+    set_seed(config.seed + rank)  # torch (every device), numpy, random: dropout differs per process
     per_epoch, total = schedule(config, len(examples))
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no parameter of the model requires grad: nothing to train")
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(model)
-    lengths, data_digest = summarise(examples, patches)
-    run_id = fingerprint(config, data_digest, model)
+    lengths, data_digest = summary or summarise(examples, patches)
+    run_id = run_id or fingerprint(config, data_digest, model)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, warmup_steps(config, total), total)
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    if plugin is not None:
+        configure_deepspeed(plugin, config, world)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     step, log = 0, []
     found = checkpoint.latest(checkpoint_dir, run_id) if checkpoint_dir else None
@@ -241,20 +300,22 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
     plan = _plan(lengths, config, per_epoch, step, end, rank, world)
     loader = DataLoader(examples, batch_sampler=_StepSampler(plan), num_workers=config.num_workers,
                         collate_fn=partial(training_batch, patches=patches, pad_id=pad_id),
-                        generator=torch.Generator().manual_seed(config.seed))  # not the global RNG
+                        generator=torch.Generator().manual_seed(config.seed + rank))  # not the global RNG
     micro = iter(loader)
     wrapped.train()
     started, samples = time.perf_counter(), 0
     bar = tqdm(total=total, initial=step, desc="train", mininterval=5,
                disable=not accelerator.is_main_process)
+    max_norm = config.max_grad_norm or math.inf  # inf: the norm is measured, nothing clipped
     for step, parts, chunk in plan:
-        losses = []
+        losses, norm = [], None
         for part in parts:
             batch = to_device(next(micro), accelerator.device)
             with accelerator.accumulate(wrapped):
                 loss = wrapped(**batch).loss * (1.0 if part else 0.0)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
+                    norm = accelerator.clip_grad_norm_(params, max_norm)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
@@ -265,7 +326,8 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
         mean_loss = _scalar(accelerator.reduce(torch.stack(kept).mean(), reduction="mean"))
         if step % config.log_every == 0 or step == total:
             log.append({"step": step, "epoch": round(step / per_epoch, 4), "loss": mean_loss,
-                        "lr": scheduler.get_last_lr()[0]})
+                        "lr": scheduler.get_last_lr()[0],
+                        "grad_norm": _scalar(norm) if torch.is_tensor(norm) else float("nan")})
         bar.update(1)
         bar.set_postfix(loss=f"{mean_loss:.3f}", refresh=False)
         if checkpoint_dir and config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -277,10 +339,12 @@ def train(model: torch.nn.Module, examples: Sequence[Example], patches, pad_id: 
 
 
 def write_loss_log(log: list[dict], path: Path) -> None:
-    """The loss curve as CSV (step, epoch, loss, lr) for `dvc plots`."""
+    """The loss curve as CSV (step, epoch, loss, lr, grad_norm: the gradients' global norm
+    before clipping) for `dvc plots`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["step,epoch,loss,lr"] + [
-        f"{row['step']},{row['epoch']},{row['loss']:.6f},{row['lr']:.3e}" for row in log
+    lines = ["step,epoch,loss,lr,grad_norm"] + [
+        f"{row['step']},{row['epoch']},{row['loss']:.6f},{row['lr']:.3e},"
+        f"{row.get('grad_norm', float('nan')):.4f}" for row in log
     ]
     path.write_text("\n".join(lines) + "\n")

@@ -83,6 +83,7 @@ def build_records(sizes: dict[str, int], *, seed: int, label_noise: float,
 def conversations(records: list[SceneRecord], teacher: RuleTeacher, seed: int) -> dict[str, dict[str, list]]:
     """{kind: {split: LLaVA records}}; pre-training records of a split in shuffled order."""
     out = {"pretrain": {s: [] for s in SPLITS}, "finetune": {s: [] for s in SPLITS}}
+    teacher.prepare(records)  # a language model writes its texts in batches
     for record in tqdm(records, desc="teacher", mininterval=5):
         for kind, conv in zip(PRETRAIN_KINDS, teacher.pretrain_records(record.scene)):
             out["pretrain"][record.split].append(

@@ -8,13 +8,20 @@ is reproducible (an empty generation is replaced by the rule teacher's text and 
 `fallbacks`, out of `generations`; `report()` and `summary()` put both in the stage's metrics
 and notebook). Visual questions and sentiment answers stay factual (`RuleTeacher`'s), and
 the answer's last line is always `Emotion: <label>`, whatever the model writes.
-`make_teacher("rule" | <registry LLM name>, ...)` builds the teacher a profile names.
+
+Greedy texts are generated in batches: `prepare(records)` writes every caption and reasoning
+the records will ask for, `batch_size` prompts at a time (similar lengths together, padded on
+the left so every prompt ends where its answer starts), before the records are assembled.
+`make_teacher("rule" | <registry LLM name>, ...)` builds the teacher a profile names, on the
+GPU in bf16 when there is one (Phi-2's attention overflows in fp16), else on the CPU in
+float32.
 """
 from __future__ import annotations
 
 import random
 
 import torch
+from tqdm.auto import tqdm
 
 from tinyemo.scenes import describe, rules
 from tinyemo.scenes.graph import Scene
@@ -29,30 +36,72 @@ REASONING_PROMPT = (
 CAPTION_PROMPT = "An image shows:\n{facts}\n\nDescribe the image in two sentences."
 
 
+def caption_prompt(scene: Scene) -> str:
+    return CAPTION_PROMPT.format(facts=describe.facts(scene))
+
+
+def reasoning_prompt(scene: Scene, label: str) -> str:
+    key, colours = rules.key_elements(scene, label)
+    named = [describe.group_of(scene, kind).phrase("definite") for kind in key[:3]]
+    return REASONING_PROMPT.format(
+        facts=describe.facts(scene), label=label,
+        key=describe.join(named + [f"the colours {describe.join(colours)}"] if colours else named)
+        or "the overall atmosphere",
+    )
+
+
 class LLMTeacher(RuleTeacher):
     def __init__(self, model, tokenizer, seed: int = 0, max_new_tokens: int = 160,
-                 sample: bool = False, name: str = "llm"):
+                 sample: bool = False, name: str = "llm", batch_size: int = 16):
         super().__init__(seed)
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens = max_new_tokens
-        self.sample = sample  # greedy by default; sampling is seeded per record
+        self.sample = sample  # greedy by default; sampling is seeded per record (one at a time)
         self.name = name
+        self.batch_size = batch_size  # greedy prompts generated together (`prepare`)
         self.generations = 0  # captions and reasonings asked of the model
         self.fallbacks = 0  # generations that came back empty and were replaced by rule text
+        self.written: dict[str, str] = {}  # prompt -> text, generated ahead by `prepare`
+
+    def _ids(self, prompt: str) -> list[int]:
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                  tokenize=True, return_dict=True)["input_ids"]
 
     @torch.no_grad()
+    def generate_batch(self, prompts: list[str]) -> list[str]:
+        """The texts the model writes for `prompts`, in one left-padded batch."""
+        batch = self.tokenizer.pad({"input_ids": [self._ids(p) for p in prompts]},
+                                   padding_side="left", return_tensors="pt").to(self.model.device)
+        out = self.model.generate(
+            **batch, max_new_tokens=self.max_new_tokens, do_sample=self.sample,
+            pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        )
+        new = out[:, batch["input_ids"].shape[1]:]
+        return [text.strip() for text in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+
     def generate(self, prompt: str, rng: random.Random) -> str:
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
-        ids = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.model.device)
+        """The text for one prompt: written ahead by `prepare`, else generated now (with
+        sampling, seeded by `rng`)."""
+        seed = rng.randrange(2**31)  # drawn either way, so the record's later choices agree
+        if prompt in self.written:
+            return self.written[prompt]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(rng.randrange(2**31))
-            out = self.model.generate(
-                **ids, max_new_tokens=self.max_new_tokens, do_sample=self.sample,
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-            )
-        return self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            torch.manual_seed(seed)
+            return self.generate_batch([prompt])[0]
+
+    def prepare(self, records) -> None:
+        """Generate, in batches, the captions and reasonings `records` (SceneRecords) will ask
+        for (greedy decoding only; sampled texts are seeded per record, so they are written
+        one at a time)."""
+        if self.sample:
+            return
+        wanted = {caption_prompt(r.scene) for r in records} | {
+            reasoning_prompt(r.scene, r.label) for r in records}
+        todo = sorted(wanted - set(self.written), key=lambda p: (len(self._ids(p)), p))
+        for start in tqdm(range(0, len(todo), self.batch_size), desc="teacher batches", mininterval=5):
+            chunk = todo[start:start + self.batch_size]
+            self.written.update(zip(chunk, self.generate_batch(chunk)))
 
     def _generate_or(self, prompt: str, rng: random.Random, rule_text) -> str:
         """Generated text, or `rule_text(rng)` from the same rng state if it comes back empty."""
@@ -66,18 +115,12 @@ class LLMTeacher(RuleTeacher):
         return rule_text(rng)
 
     def caption(self, scene: Scene, rng: random.Random) -> str:
-        return self._generate_or(CAPTION_PROMPT.format(facts=describe.facts(scene)), rng,
+        return self._generate_or(caption_prompt(scene), rng,
                                  lambda r: super(LLMTeacher, self).caption(scene, r))
 
     def reasoning(self, scene: Scene, label: str, rng: random.Random) -> str:
-        key, colours = rules.key_elements(scene, label)
-        named = [describe.group_of(scene, kind).phrase("definite") for kind in key[:3]]
-        prompt = REASONING_PROMPT.format(
-            facts=describe.facts(scene), label=label,
-            key=describe.join(named + [f"the colours {describe.join(colours)}"] if colours else named)
-            or "the overall atmosphere",
-        )
-        return self._generate_or(prompt, rng, lambda r: super(LLMTeacher, self).reasoning(scene, label, r))
+        return self._generate_or(reasoning_prompt(scene, label), rng,
+                                 lambda r: super(LLMTeacher, self).reasoning(scene, label, r))
 
 
 def make_teacher(name: str, seed: int = 0) -> RuleTeacher:
@@ -88,6 +131,6 @@ def make_teacher(name: str, seed: int = 0) -> RuleTeacher:
 
     registry.llm_spec(name)
     model, tokenizer = llm.load_llm(name)
-    if torch.cuda.is_available():
-        model = model.to("cuda", dtype=torch.float16)
+    if torch.cuda.is_available():  # bf16: fp16 overflows in Phi-2's attention
+        model = model.to("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
     return LLMTeacher(model, tokenizer, seed=seed, name=name)

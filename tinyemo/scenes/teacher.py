@@ -93,6 +93,9 @@ class RuleTeacher:
     def __init__(self, seed: int = 0):
         self.seed = seed
 
+    def prepare(self, records) -> None:
+        """Write ahead what `records` will ask for (nothing to do for rule text)."""
+
     def report(self) -> dict:
         """What the teacher did, for the stage metrics."""
         return {"teacher_generations": self.generations, "teacher_fallbacks": self.fallbacks}
