@@ -143,3 +143,25 @@ def test_oracle_words_are_the_images_caption_words_and_free_connectors_have_none
     # "red" is in both images' captions, so it weighs nothing: each image shows its own noun
     assert words == [["balloon"] * 3, ["spider"] * 3] and ids.tolist() == [[8] * 3, [7] * 3]
     assert stage_runs.oracle_words(images, "test", {**config, "connector": "mlp2x_gelu"}) is None
+
+
+def test_word_probabilities_read_a_memory_mapped_patch_store(tmp_path):
+    """The pretrain notebook scores the validation images' patches as the feature store
+    keeps them: a PatchStore, not a tensor."""
+    from tinyemo import feature_store
+    from tinyemo.feature_store import FeatureSet, PatchStore
+    from tinyemo.mmllm.connector import WordGrounded
+    from tinyemo.taxonomy import EKMAN6
+
+    generator = torch.Generator().manual_seed(0)
+    grids = torch.randn(5, 4, 6, generator=generator)
+    FeatureSet(ids=[f"i{k}" for k in range(5)], pooled=torch.randn(5, 3, generator=generator),
+               labels=[EKMAN6[0]] * 5, label_names=EKMAN6, patches=grids).save(
+        tmp_path / "emoscenes" / "val", shard_size=2)
+    store = feature_store.load_features("emoscenes", "val", root=tmp_path).patches
+    assert isinstance(store, PatchStore)
+    connector = WordGrounded(6, 8, token_ids=[3, 4, 5], top_k=2)
+    with torch.no_grad():
+        from_store = connector.image_distribution(store)
+        from_tensor = connector.image_distribution(grids.half().float())
+    assert torch.allclose(from_store, from_tensor)

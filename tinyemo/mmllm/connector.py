@@ -62,7 +62,7 @@ class WordGrounded(nn.Module):
     def word_probabilities(self, patches: torch.Tensor) -> torch.Tensor:
         """[B, P, C] patches (wherever they are) -> [B, P, W] distributions over the
         vocabulary, on the connector's device."""
-        return self.scorer(patches.to(self.token_ids.device, torch.float32)).softmax(dim=-1)
+        return self.scorer(patches.float().to(self.token_ids.device)).softmax(dim=-1)
 
     def image_distribution(self, patches: torch.Tensor) -> torch.Tensor:
         """[B, W]: the patch distributions averaged (the image's bag of words)."""
