@@ -42,10 +42,7 @@ from pathlib import Path
 
 import torch
 
-PAPER_LLMS = {  # registry name -> parameters in billions (what full fine-tuning must hold)
-    "openelm-270m-instruct": 0.27, "openelm-450m-instruct": 0.46,
-    "tinyllama-1.1b-chat": 1.10, "phi-2": 2.78,
-}
+PAPER_LLMS = ("openelm-270m-instruct", "openelm-450m-instruct", "tinyllama-1.1b-chat", "phi-2")
 TOWER = "clip-vit-l-14"
 # Language check with real weights: a plain English paragraph and a bound every one of the
 # paper's LLMs stays well under (their published perplexities on web text are 10-20).
@@ -372,11 +369,20 @@ def check_llm(name: str, args, workdir: Path, tower_out, device) -> dict:
     return row
 
 
+def parameter_count(name: str) -> int:
+    """Parameters of `name` at its published configuration (built on `meta`: no memory)."""
+    from tinyemo.models import registry
+    from tinyemo.models.llm import build_llm
+
+    model = build_llm(registry.published_llm(name)["config"], initialise=False, device="meta")
+    return sum(p.numel() for p in model.parameters())
+
+
 def fits(name: str) -> bool:
     """Whether full fine-tuning of `name` (fp32 weights, AdamW: ~16 bytes a parameter) fits."""
     if not torch.cuda.is_available():
         return True
-    need = PAPER_LLMS[name] * 16e9 * 1.3
+    need = parameter_count(name) * 16 * 1.3
     return need < torch.cuda.get_device_properties(0).total_memory
 
 

@@ -44,3 +44,13 @@ def test_a_rising_or_non_finite_loss_fails_the_check():
 def test_without_cuda_it_says_so_and_exits_2(capsys):
     assert gpu_check().main(["--random-weights"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_the_memory_check_counts_each_paper_llms_published_parameters():
+    counts = {name: gpu_check().parameter_count(name) for name in gpu_check().PAPER_LLMS}
+    # published sizes: OpenELM 270M and 450M, TinyLlama 1.1B, Phi-2 2.7B
+    for name, (low, high) in {"openelm-270m-instruct": (0.25e9, 0.30e9),
+                              "openelm-450m-instruct": (0.42e9, 0.48e9),
+                              "tinyllama-1.1b-chat": (1.0e9, 1.2e9),
+                              "phi-2": (2.6e9, 2.9e9)}.items():
+        assert low < counts[name] < high, (name, counts[name])
